@@ -1,0 +1,5 @@
+import sys
+
+from edgeact.cli import main
+
+sys.exit(main())

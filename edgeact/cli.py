@@ -1,0 +1,99 @@
+"""The ``edgeact`` command: data, train, eval, export, demo.
+
+Each subcommand is a ``_cmd_*`` function taking the parsed arguments and returning an exit
+code; heavy modules (torch, OpenCV) are imported inside it, so ``edgeact --help`` stays fast
+and works without torch. Errors derived from :class:`EdgeActError` are printed as one line
+(``edgeact: error: ...``) with exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from edgeact._version import __version__
+from edgeact.errors import EdgeActError
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from edgeact.data import synth
+
+    started = time.perf_counter()
+    out = synth.generate(
+        args.out,
+        num_clips=args.clips,
+        seed=args.seed,
+        size=args.size,
+        classes=args.classes,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    elapsed = time.perf_counter() - started
+    print(f"wrote {args.clips} clips to {out} in {elapsed:.1f} s")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import importlib.util
+    import platform
+
+    print(f"edgeact {__version__} (Python {platform.python_version()}, {platform.machine()})")
+    try:
+        from edgeact import _C
+    except ImportError as exc:
+        print(f"  _C: not importable ({exc})")
+    else:
+        for key, value in _C.build_info().items():
+            print(f"  _C.{key}: {value}")
+    for name in ("torch", "onnxruntime", "onnx", "tensorrt", "cv2"):
+        found = importlib.util.find_spec(name) is not None
+        print(f"  {name}: {'present' if found else 'absent'}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeact",
+        description="Real-time action prediction on edge GPUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeact {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    info = commands.add_parser("info", help="print versions, build facts and available runtimes")
+    info.set_defaults(func=_cmd_info)
+
+    data = commands.add_parser("data", help="generate or inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    synth = data_commands.add_parser(
+        "synth",
+        help="generate the procedural action dataset",
+        description="Render videos of articulated figures performing actions, with keypoints.",
+    )
+    synth.add_argument("--out", required=True, help="dataset directory to create")
+    synth.add_argument("--clips", type=int, required=True, help="number of clips in all splits")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    synth.add_argument("--size", type=int, default=112, help="frame height and width in pixels")
+    synth.add_argument("--classes", nargs="+", default=None, help="class names to generate (default: all)")
+    synth.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    synth.add_argument("--quiet", action="store_true", help="no progress output")
+    synth.set_defaults(func=_cmd_data_synth)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgeActError as exc:
+        parser.exit(2, f"edgeact: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "edgeact: interrupted\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The package imports without torch, exposes its version, and its CLI answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import edgeact
+from tests.torchless import run_without_torch
+
+
+def test_blocker_really_blocks_torch():
+    # Guard against a test that cannot fail: the blocker must make `import torch` fail.
+    result = run_without_torch("import torch")
+    assert result.returncode != 0
+    assert "torch is blocked in this test process" in result.stderr
+
+
+def test_import_without_torch():
+    result = run_without_torch(
+        """
+        import edgeact
+        from edgeact import Predictor, Prediction, InputError
+        import edgeact.data
+        import edgeact.cli
+        assert edgeact.__version__
+        """
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_help_without_torch():
+    result = run_without_torch(
+        """
+        from edgeact.cli import main
+        try:
+            main(["--help"])
+        except SystemExit as exc:
+            assert exc.code == 0
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: edgeact" in result.stdout
+
+
+def test_version_matches_compiled_module():
+    from edgeact import _C
+
+    assert _C.__version__ == edgeact.__version__
+
+
+def test_unknown_attribute_raises_attribute_error():
+    with pytest.raises(AttributeError, match="module 'edgeact' has no attribute 'Predicter'"):
+        edgeact.Predicter  # noqa: B018
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgeact", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_version():
+    result = _cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"edgeact {edgeact.__version__}"
+
+
+@pytest.mark.parametrize("command", [(), ("info",), ("data",), ("data", "synth")])
+def test_cli_help_on_each_command(command):
+    result = _cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: edgeact {' '.join(command)}".rstrip())
+
+
+def test_cli_requires_a_command():
+    result = _cli()
+    assert result.returncode == 2
+    assert "the following arguments are required: COMMAND" in result.stderr
+
+
+def test_cli_info_reports_build():
+    result = _cli("info")
+    assert result.returncode == 0, result.stderr
+    assert "_C.simd:" in result.stdout
+    assert "onnxruntime: present" in result.stdout
