@@ -1,0 +1,122 @@
+"""The one preprocessing path: camera frames and keypoints -> model inputs.
+
+Every backend, the trainer and the evaluator call these functions, so a model sees the same
+numbers in training and in deployment. numpy + OpenCV only (no torch).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edgeact.errors import InputError, InputTypeError
+from edgeact.spec import FrameSpec, KeypointSpec
+
+
+def check_frame(frame: object, *, name: str = "frame") -> np.ndarray:
+    """Validate a camera frame: a BGR uint8 array of shape (H, W, 3)."""
+    if not isinstance(frame, np.ndarray):
+        raise InputTypeError(
+            f"{name} must be a numpy.ndarray of shape (H, W, 3) and dtype uint8 (BGR, as OpenCV "
+            f"gives it), got {type(frame).__name__}."
+        )
+    if frame.dtype != np.uint8:
+        raise InputTypeError(f"{name} must have dtype uint8 (BGR, as OpenCV gives it), got {frame.dtype}.")
+    if frame.ndim == 2:
+        raise InputError(
+            f"{name} must have shape (H, W, 3), got {frame.shape}: a grayscale image? "
+            "Convert it with cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)."
+        )
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"{name} must have shape (H, W, 3) with 3 channels (BGR), got {frame.shape}.")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InputError(f"{name} is empty: shape {frame.shape}.")
+    return frame
+
+
+def preprocess_frame(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
+    """BGR uint8 (H, W, 3) of any size -> float32 (3, h, w) normalised as the model expects.
+
+    Views (crops, strided arrays) are accepted; OpenCV copies them once while resizing.
+    """
+    frame = check_frame(frame)
+    height, width = spec.size
+    if spec.resize == "crop":
+        frame = _centre_crop_to_aspect(frame, width / height)
+    if frame.shape[:2] != (height, width):
+        shrinking = frame.shape[0] > height or frame.shape[1] > width
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        frame = cv2.resize(np.ascontiguousarray(frame), (width, height), interpolation=interpolation)
+    if spec.color_order == "RGB":
+        frame = frame[:, :, ::-1]
+    scale = np.float32(1.0 / 255.0) / np.asarray(spec.std, np.float32)
+    offset = np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)
+    chw = np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32)
+    chw *= scale[:, None, None]
+    chw -= offset[:, None, None]
+    return chw
+
+
+def preprocess_frames(frames: np.ndarray, spec: FrameSpec) -> np.ndarray:
+    """A clip (T, H, W, 3) uint8 BGR -> (T, 3, h, w) float32, frame by frame on the same path."""
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4:
+        got = frames.shape if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise InputError(f"frames must be an array of shape (T, H, W, 3), got {got}.")
+    return np.stack([preprocess_frame(f, spec) for f in frames]) if len(frames) else np.zeros(
+        (0, 3, *spec.size), np.float32
+    )
+
+
+def _centre_crop_to_aspect(frame: np.ndarray, aspect: float) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if w / h > aspect:
+        new_w = max(1, round(h * aspect))
+        x0 = (w - new_w) // 2
+        return frame[:, x0 : x0 + new_w]
+    new_h = max(1, round(w / aspect))
+    y0 = (h - new_h) // 2
+    return frame[y0 : y0 + new_h]
+
+
+def preprocess_keypoints(keypoints: object, spec: KeypointSpec) -> np.ndarray:
+    """People x joints x (2 or 3) -> float32 (spec.people, spec.joints, 3) = (x, y, visibility).
+
+    Two columns mean every joint is visible. A joint with visibility 0 is missing: its
+    coordinates are ignored (NaN allowed there, as pose estimators often emit) and zeroed.
+    More people than the model takes: the ones with the most visible joints are kept, in their
+    original order. Fewer: the rest are padded as absent (visibility 0).
+    """
+    if keypoints is None or not isinstance(keypoints, np.ndarray):
+        raise InputTypeError(
+            f"keypoints must be a numpy.ndarray of shape (people, {spec.joints}, 2 or 3), "
+            f"got {type(keypoints).__name__}."
+        )
+    if not np.issubdtype(keypoints.dtype, np.floating) and not np.issubdtype(keypoints.dtype, np.integer):
+        raise InputTypeError(f"keypoints must have a numeric dtype, got {keypoints.dtype}.")
+    if keypoints.ndim == 2:  # a single person (joints, 2|3)
+        keypoints = keypoints[None]
+    if keypoints.ndim != 3 or keypoints.shape[1] != spec.joints or keypoints.shape[2] not in (2, 3):
+        raise InputError(
+            f"keypoints must have shape (people, {spec.joints}, 2 or 3), got {keypoints.shape}."
+        )
+    kp = np.asarray(keypoints, dtype=np.float32)
+    if kp.shape[2] == 2:
+        kp = np.concatenate([kp, np.ones((*kp.shape[:2], 1), np.float32)], axis=2)
+    visible = kp[:, :, 2]
+    if not np.all(np.isfinite(visible)):
+        person, joint = np.argwhere(~np.isfinite(visible))[0]
+        raise InputError(f"keypoints visibility is NaN or inf at person {person}, joint {joint}.")
+    bad = ~np.isfinite(kp[:, :, :2]).all(axis=2) & (visible > 0)
+    if bad.any():
+        person, joint = np.argwhere(bad)[0]
+        raise InputError(
+            f"keypoints contain NaN or inf at person {person}, joint {joint} with visibility "
+            f"{visible[person, joint]:g}; give missing joints visibility 0."
+        )
+    kp = np.where((visible > 0)[:, :, None], kp, np.float32(0.0))
+    if len(kp) > spec.people:
+        keep = np.sort(np.argsort(-(visible > 0).sum(axis=1), kind="stable")[: spec.people])
+        kp = kp[keep]
+    out = np.zeros((spec.people, spec.joints, 3), np.float32)
+    out[: len(kp)] = kp
+    return out
