@@ -29,11 +29,50 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
         classes=args.classes,
         overwrite=args.overwrite,
         workers=args.workers,
-        progress=not args.quiet,
+        progress=None if args.quiet else _progress_printer("rendering clips"),
     )
     elapsed = time.perf_counter() - started
     print(f"wrote {args.clips} clips to {out} in {elapsed:.1f} s")
     return 0
+
+
+def _progress_printer(what: str):
+    """A ``progress(done, total)`` callback drawing one self-overwriting line on stderr."""
+
+    def progress(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r{what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edgeact.export import export_onnx
+
+    batch = args.batch if args.batch == "dynamic" else _positive_int(args.batch, "--batch")
+    report = export_onnx(
+        args.model, args.out, opset=args.opset, batch=batch, simplify=args.simplify,
+        verify_steps=args.verify_steps, atol=args.atol,
+    )
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings_s.items())
+    print(
+        f"exported {report.path} (opset {report.opset}, {report.exporter} exporter, batch {report.batch}"
+        f"{', simplified' if report.simplified else ''}); ONNX Runtime vs PyTorch over "
+        f"{report.verify_steps} steps: max abs error {report.max_abs_error:.2g}; {timings}"
+    )
+    return 0
+
+
+def _positive_int(text: str, flag: str) -> int:
+    from edgeact.errors import InputError
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{flag} must be 'dynamic' or a positive integer, got {text!r}.")
+    return value
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -81,7 +120,30 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     synth.add_argument("--quiet", action="store_true", help="no progress output")
     synth.set_defaults(func=_cmd_data_synth)
+    export = commands.add_parser(
+        "export",
+        help="export a streaming checkpoint's step graph to ONNX (verified against PyTorch)",
+        description="Export the one-frame step graph (inputs + state in, logits + state out) to ONNX, "
+        "then check it against PyTorch with ONNX Runtime on fresh inputs.",
+    )
+    export.add_argument("--model", required=True, help="student checkpoint (.pt) from `edgeact train`")
+    export.add_argument("--out", required=True, help="ONNX file to write")
+    export.add_argument("--opset", type=int, default=17, choices=(17, 18, 19, 20, 21),
+                        help="17: legacy exporter (older Jetson TensorRT); 18+: dynamo exporter (default 17)")
+    export.add_argument("--batch", default="dynamic", help="'dynamic' (multi-stream) or a fixed batch size")
+    export.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
+    export.add_argument("--verify-steps", type=int, default=16, help="steps of the verification stream")
+    export.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed in verification")
+    export.set_defaults(func=_cmd_export)
+
+    for register in _optional_commands():
+        register(commands)
     return parser
+
+
+def _optional_commands():
+    """Subcommands defined by other modules (training, evaluation, demo), imported lazily."""
+    return ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.backends import load_backend
+from edgeact.backends import Backend, load_backend
 from edgeact.errors import InputError, InputTypeError, StreamError
 from edgeact.preprocess import check_frame, preprocess_frame, preprocess_keypoints
 from edgeact.spec import FRAMES, KEYPOINTS, ModelSpec
@@ -59,6 +59,7 @@ class Prediction:
     index: int  # current top-1 class index
     score: float  # its probability
     probs: np.ndarray  # [num_classes] float32
+    logits: np.ndarray  # [num_classes] float32, as the model output them
     frames_seen: int  # frames pushed to this stream since its start/reset, this one included
     steps: int  # model steps run (frames_seen / stride, rounded up)
     stepped: bool  # False: this frame fell between strided samples; the prediction is carried over
@@ -72,7 +73,7 @@ class Prediction:
 
 
 class _Stream:
-    __slots__ = ("lock", "state", "frames_seen", "steps", "probs", "candidate", "run_length",
+    __slots__ = ("lock", "state", "frames_seen", "steps", "probs", "logits", "candidate", "run_length",
                  "decision", "decision_frame", "last_timestamp")
 
     def __init__(self, state: list) -> None:
@@ -84,6 +85,7 @@ class _Stream:
         self.frames_seen = 0
         self.steps = 0
         self.probs: np.ndarray | None = None
+        self.logits: np.ndarray | None = None
         self.candidate = -1
         self.run_length = 0
         self.decision: int | None = None
@@ -109,7 +111,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | Backend,
         backend: str = "auto",
         *,
         device: str = "auto",
@@ -117,10 +119,14 @@ class Predictor:
         threads: int | None = None,
         **options: Any,
     ) -> None:
-        if isinstance(model, (str, Path)):
+        if isinstance(model, Backend):
+            self._backend = model  # an already loaded backend (or a test double of one)
+        elif isinstance(model, (str, Path)):
             self._backend = load_backend(model, backend, device=device, threads=threads, **options)
         else:
-            raise InputTypeError(f"model must be a path to a .onnx, .pt or .engine file, got {type(model).__name__}.")
+            raise InputTypeError(
+                f"model must be a path to a .onnx, .pt or .engine file or a loaded Backend, got {type(model).__name__}."
+            )
         self.policy = policy or DecisionPolicy()
         self.spec: ModelSpec = self._backend.spec
         self._streams: dict[Hashable, _Stream] = {}
@@ -227,7 +233,8 @@ class Predictor:
                     n = due_pos[i]
                     s.state = split[n]
                     s.steps += 1
-                    s.probs = _softmax(logits[n])
+                    s.logits = logits[n]
+                    s.probs = _softmax(s.logits)
                     self._update_decision(s)
                 out[key] = self._prediction(key, s, stepped=i in due_pos, timestamp=parsed[i][2])
             t3 = time.perf_counter()
@@ -295,6 +302,7 @@ class Predictor:
             index=index,
             score=float(s.probs[index]),
             probs=s.probs,
+            logits=s.logits,
             frames_seen=s.frames_seen,
             steps=s.steps,
             stepped=stepped,

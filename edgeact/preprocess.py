@@ -79,34 +79,32 @@ def _centre_crop_to_aspect(frame: np.ndarray, aspect: float) -> np.ndarray:
 
 
 def preprocess_keypoints(keypoints: object, spec: KeypointSpec) -> np.ndarray:
-    """People x joints x (2 or 3) -> float32 (spec.people, spec.joints, 3) = (x, y, visibility).
+    """People x joints x (dims or dims+1) -> float32 (spec.people, spec.joints, dims + 1).
 
-    Two columns mean every joint is visible. A joint with visibility 0 is missing: its
-    coordinates are ignored (NaN allowed there, as pose estimators often emit) and zeroed.
+    Without a visibility column every joint is visible. A joint with visibility 0 is missing:
+    its coordinates are ignored (NaN allowed there, as pose estimators often emit) and zeroed.
     More people than the model takes: the ones with the most visible joints are kept, in their
-    original order. Fewer: the rest are padded as absent (visibility 0).
+    original order. Fewer: the rest are padded as absent (visibility 0). A (joints, columns)
+    array is one person.
     """
-    if keypoints is None or not isinstance(keypoints, np.ndarray):
-        raise InputTypeError(
-            f"keypoints must be a numpy.ndarray of shape (people, {spec.joints}, 2 or 3), "
-            f"got {type(keypoints).__name__}."
-        )
-    if not np.issubdtype(keypoints.dtype, np.floating) and not np.issubdtype(keypoints.dtype, np.integer):
+    d = spec.dims
+    expected = f"(people, {spec.joints}, {d} or {d + 1})"
+    if not isinstance(keypoints, np.ndarray):
+        raise InputTypeError(f"keypoints must be a numpy.ndarray of shape {expected}, got {type(keypoints).__name__}.")
+    if keypoints.dtype.kind not in "fiu":
         raise InputTypeError(f"keypoints must have a numeric dtype, got {keypoints.dtype}.")
-    if keypoints.ndim == 2:  # a single person (joints, 2|3)
+    if keypoints.ndim == 2:
         keypoints = keypoints[None]
-    if keypoints.ndim != 3 or keypoints.shape[1] != spec.joints or keypoints.shape[2] not in (2, 3):
-        raise InputError(
-            f"keypoints must have shape (people, {spec.joints}, 2 or 3), got {keypoints.shape}."
-        )
+    if keypoints.ndim != 3 or keypoints.shape[1] != spec.joints or keypoints.shape[2] not in (d, d + 1):
+        raise InputError(f"keypoints must have shape {expected}, got {keypoints.shape}.")
     kp = np.asarray(keypoints, dtype=np.float32)
-    if kp.shape[2] == 2:
+    if kp.shape[2] == d:
         kp = np.concatenate([kp, np.ones((*kp.shape[:2], 1), np.float32)], axis=2)
-    visible = kp[:, :, 2]
+    visible = kp[:, :, d]
     if not np.all(np.isfinite(visible)):
         person, joint = np.argwhere(~np.isfinite(visible))[0]
         raise InputError(f"keypoints visibility is NaN or inf at person {person}, joint {joint}.")
-    bad = ~np.isfinite(kp[:, :, :2]).all(axis=2) & (visible > 0)
+    bad = ~np.isfinite(kp[:, :, :d]).all(axis=2) & (visible > 0)
     if bad.any():
         person, joint = np.argwhere(bad)[0]
         raise InputError(
@@ -117,6 +115,6 @@ def preprocess_keypoints(keypoints: object, spec: KeypointSpec) -> np.ndarray:
     if len(kp) > spec.people:
         keep = np.sort(np.argsort(-(visible > 0).sum(axis=1), kind="stable")[: spec.people])
         kp = kp[keep]
-    out = np.zeros((spec.people, spec.joints, 3), np.float32)
+    out = np.zeros((spec.people, spec.joints, d + 1), np.float32)
     out[: len(kp)] = kp
     return out

@@ -46,11 +46,12 @@ class FrameSpec:
 
 @dataclass(frozen=True)
 class KeypointSpec:
-    """Keypoints per frame: [people, joints, 3] = (x, y, visibility)."""
+    """Keypoints per frame: [people, joints, dims + 1] = (x, y[, z], visibility)."""
 
     people: int
     joints: int
-    coords: str = "pixel"  # "pixel" (frame coordinates) or "normalized" ([0,1] of the frame)
+    dims: int = 2  # spatial coordinates per joint: 2 (x, y) or 3 (x, y, z)
+    units: str = "pixel"  # "pixel" (frame coordinates) or "normalized" ([0,1] of the frame)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class ModelSpec:
         if name == FRAMES and self.frames is not None:
             return (3, *self.frames.size)
         if name == KEYPOINTS and self.keypoints is not None:
-            return (self.keypoints.people, self.keypoints.joints, 3)
+            return (self.keypoints.people, self.keypoints.joints, self.keypoints.dims + 1)
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:

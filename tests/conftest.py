@@ -25,3 +25,55 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_trt)
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small deployable models (random but confident weights), their ONNX exports and a small
+# synthetic dataset, shared by the runtime tests.
+TINY_MODELS = {
+    "pose": {"inputs": ["keypoints"], "head": {"name": "lstm", "hidden": 32}},
+    "rgb": {
+        "inputs": ["frames"],
+        "encoder": {"name": "tsm_mobilenet_v2", "width": 0.25, "size": 64},
+        "head": {"name": "lstm", "hidden": 32},
+    },
+    "fusion": {
+        "inputs": ["frames", "keypoints"],
+        "encoder": {"name": "tsm_mobilenet_v2", "width": 0.25, "size": 64},
+        "head": {"name": "two_stage", "hidden": 32},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    from edgeact.data.synth import CLASS_NAMES, generate
+
+    return generate(tmp_path_factory.mktemp("synth") / "ds", len(CLASS_NAMES), seed=3, size=64,
+                    frame_range=(24, 40), workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory, synth_dir):
+    """kind -> {"pt": checkpoint path, "onnx": exported path} for every TINY_MODELS kind."""
+    import torch
+
+    from edgeact.checkpoint import save_checkpoint
+    from edgeact.data import open_dataset
+    from edgeact.export import export_onnx
+    from edgeact.models import build_model
+
+    dataset = open_dataset(synth_dir)
+    root = tmp_path_factory.mktemp("models")
+    artifacts = {}
+    for i, (kind, cfg) in enumerate(TINY_MODELS.items()):
+        torch.manual_seed(i)
+        model = build_model({**cfg, "num_classes": len(dataset.classes)}).eval()
+        with torch.no_grad():  # spread the untrained logits so top-1 and decisions are not ties
+            for name, module in model.head.named_modules():
+                if name.startswith("classifier"):
+                    module.weight.mul_(25.0)
+        pt = save_checkpoint(root / f"{kind}.pt", model, dataset.classes)
+        onnx_path = export_onnx(pt, root / f"{kind}.onnx", verify_steps=4).path
+        artifacts[kind] = {"pt": pt, "onnx": onnx_path}
+    return artifacts

@@ -1,0 +1,117 @@
+"""Checkpoints: a model's weights plus everything needed to rebuild, run and export it.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read back with
+``torch.load(weights_only=True)`` (no pickled code runs on load):
+
+    format        "edgeact.checkpoint/1"
+    model_config  the dict build_model() takes
+    spec          the ModelSpec dict (classes, inputs, state, preprocessing, weights hash)
+    state_dict    the weights
+    train         free-form training facts (config, epoch, metrics), optional
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeact.errors import ModelFormatError
+from edgeact.models import StreamingModel, build_model
+from edgeact.models.streaming import FRAME_PREPROCESSING
+from edgeact.spec import FrameSpec, KeypointSpec, ModelSpec, TensorSpec
+
+CHECKPOINT_FORMAT = "edgeact.checkpoint/1"
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer, in name order: identifies the weights, not the file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_spec(model: StreamingModel, classes: list[str] | tuple[str, ...], *, stride: int = 1) -> ModelSpec:
+    """The deployable description of a streaming model, derived from the model itself."""
+    if len(classes) != model.num_classes:
+        raise ModelFormatError(f"the model has {model.num_classes} outputs but {len(classes)} class names were given.")
+    frames = keypoints = None
+    for spec in model.input_spec:
+        if spec.name == "frames":
+            frames = FrameSpec(
+                size=tuple(spec.shape[1:]),
+                mean=tuple(FRAME_PREPROCESSING["mean"]),
+                std=tuple(FRAME_PREPROCESSING["std"]),
+                color_order=FRAME_PREPROCESSING["channel_order"],
+            )
+        elif spec.name == "keypoints":
+            people, joints, channels = spec.shape
+            keypoints = KeypointSpec(people=people, joints=joints, dims=channels - 1)
+    state = tuple(TensorSpec(s.name, tuple(s.shape), s.as_dict()["dtype"]) for s in model.state_spec)
+    return ModelSpec(
+        classes=tuple(classes),
+        state=state,
+        frames=frames,
+        keypoints=keypoints,
+        stride=stride,
+        arch={"architecture": model.describe()["architecture"], "config": model.config.to_dict()},
+        weights_sha256=weights_sha256(model),
+    )
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: StreamingModel,
+    classes: list[str] | tuple[str, ...],
+    *,
+    stride: int = 1,
+    train: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (a crash never leaves a truncated file under ``path``)."""
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model.config.to_dict(),
+        "classes": list(classes),
+        "stride": stride,
+        "spec": model_spec(model, classes, stride=stride).to_dict() if model.is_streamable else None,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "train": train or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[StreamingModel, dict]:
+    """Rebuild the model (eval mode) from a checkpoint; returns (model, the checkpoint dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, pickled code refused...
+        raise ModelFormatError(f"{path} is not a readable edgeact checkpoint ({type(exc).__name__}: {exc}).") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ModelFormatError(f"{path} is not an edgeact checkpoint: expected format {CHECKPOINT_FORMAT!r}, got {found!r}.")
+    model = build_model(payload["model_config"])
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ModelFormatError(f"{path}: weights do not fit the model config (missing {missing}, unexpected {unexpected}).")
+    model.eval()
+    return model, payload
+
+
+def checkpoint_spec(model: StreamingModel, payload: dict, path: str | Path) -> ModelSpec:
+    """The ModelSpec of a loaded streaming checkpoint (teachers have none)."""
+    if payload.get("spec") is None:
+        raise ModelFormatError(
+            f"{path} holds an offline-only model ({model.offline_reason}); only streaming students deploy."
+        )
+    return ModelSpec.from_dict(payload["spec"], source=str(path))

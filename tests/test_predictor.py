@@ -1,0 +1,329 @@
+"""Predictor: parity between backends, streaming == offline, streams, stride, decisions, bad input."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from edgeact import InputError, InputTypeError, Predictor, StreamError
+from edgeact.backends.base import Backend
+from edgeact.data import open_dataset
+from edgeact.predictor import DecisionPolicy
+from edgeact.spec import KeypointSpec, ModelSpec, TensorSpec
+
+LOOSE = DecisionPolicy(threshold=0.15, consecutive=2)  # untrained test models are unsure
+
+
+def _clips(synth_dir, n=4):
+    ds = open_dataset(synth_dir)
+    return [clip for split in ("test", "val", "train") for clip in ds.split(split)][:n]
+
+
+def _push_clip(p: Predictor, clip, stream="default"):
+    frames, kps = clip.frames(), clip.noisy_keypoints
+    return [p.push(f, keypoints=k, stream=stream) for f, k in zip(frames, kps)]
+
+
+@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion"])
+def test_onnxruntime_matches_torch_over_whole_clips(kind, tiny_artifacts, synth_dir):
+    ort = Predictor(tiny_artifacts[kind]["onnx"], policy=LOOSE)
+    ref = Predictor(tiny_artifacts[kind]["pt"], policy=LOOSE)
+    assert (ort.backend, ref.backend) == ("onnxruntime", "torch")
+    worst, decisions = 0.0, 0
+    for clip in _clips(synth_dir):
+        a, b = _push_clip(ort, clip), _push_clip(ref, clip)
+        for pa, pb in zip(a, b):
+            worst = max(worst, float(np.abs(pa.logits - pb.logits).max()))
+            assert pa.index == pb.index
+            assert (pa.decided, pa.decision_index, pa.decision_frame) == (pb.decided, pb.decision_index, pb.decision_frame)
+        decisions += a[-1].decided
+        ort.reset(), ref.reset()
+    assert worst <= 1e-4
+    assert decisions > 0, "no clip reached a decision: the decision comparison tested nothing"
+
+
+@pytest.mark.parametrize("kind", ["pose", "rgb"])
+def test_streaming_predictor_equals_offline_forward(kind, tiny_artifacts, synth_dir):
+    import torch
+
+    from edgeact.checkpoint import checkpoint_spec, load_checkpoint
+    from edgeact.preprocess import preprocess_frames, preprocess_keypoints
+
+    model, payload = load_checkpoint(tiny_artifacts[kind]["pt"])
+    spec = checkpoint_spec(model, payload, "tiny")
+    clip = _clips(synth_dir, 1)[0]
+    inputs = {}
+    if spec.frames:
+        inputs["frames"] = torch.from_numpy(preprocess_frames(clip.frames(), spec.frames))[None]
+    if spec.keypoints:
+        kps = np.stack([preprocess_keypoints(k, spec.keypoints) for k in clip.noisy_keypoints])
+        inputs["keypoints"] = torch.from_numpy(kps)[None]
+    with torch.no_grad():
+        offline = model.forward_offline(inputs)["logits"][0].numpy()
+    streamed = np.stack([p.logits for p in _push_clip(Predictor(tiny_artifacts[kind]["onnx"]), clip)])
+    assert streamed.shape == offline.shape
+    assert np.abs(streamed - offline).max() <= 1e-4
+
+
+def test_push_many_is_one_batch_and_equals_single_pushes(tiny_artifacts, synth_dir):
+    clips = _clips(synth_dir, 3)
+    single = Predictor(tiny_artifacts["rgb"]["onnx"])
+    expected = {i: _push_clip(single, c, stream=i) for i, c in enumerate(clips)}
+    batched = Predictor(tiny_artifacts["rgb"]["onnx"])
+    length = min(c.num_frames for c in clips)
+    frames = [c.frames() for c in clips]
+    for t in range(length):
+        out = batched.push_many({i: frames[i][t] for i in range(len(clips))})
+        for i, pred in out.items():
+            assert pred.stream == i
+            assert pred.frames_seen == t + 1
+            np.testing.assert_allclose(pred.logits, expected[i][t].logits, atol=1e-5)
+    assert set(batched.streams) == {0, 1, 2}
+
+
+def test_streams_are_independent_and_reset_restarts(tiny_artifacts, synth_dir):
+    clip = _clips(synth_dir, 1)[0]
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    first = _push_clip(p, clip, stream="a")
+    _push_clip(p, _clips(synth_dir, 2)[1], stream="b")
+    p.reset("a")
+    again = _push_clip(p, clip, stream="a")
+    assert [x.frames_seen for x in again] == list(range(1, clip.num_frames + 1))
+    np.testing.assert_array_equal(np.stack([x.logits for x in first]), np.stack([x.logits for x in again]))
+    p.close_stream("b")
+    assert p.streams == ("a",)
+
+
+def test_unknown_stream_errors(tiny_artifacts):
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    with pytest.raises(StreamError, match=re.escape("unknown stream 'cam9'; known streams: [].")):
+        p.reset("cam9")
+    with pytest.raises(StreamError, match=re.escape("unknown stream 'cam9'; known streams: [].")):
+        p.close_stream("cam9")
+
+
+def test_rejected_frame_leaves_stream_untouched(tiny_artifacts, synth_dir):
+    clip = _clips(synth_dir, 1)[0]
+    frames = clip.frames()
+    clean = Predictor(tiny_artifacts["rgb"]["onnx"])
+    expected = [clean.push(f) for f in frames]
+    p = Predictor(tiny_artifacts["rgb"]["onnx"])
+    got = []
+    for t, f in enumerate(frames):
+        if t == 5:
+            with pytest.raises(InputTypeError):
+                p.push(f.astype(np.float32))
+            with pytest.raises(InputError):
+                p.push(f[:, :, 0])
+        got.append(p.push(f))
+    assert [g.frames_seen for g in got] == [e.frames_seen for e in expected]
+    np.testing.assert_array_equal(np.stack([g.logits for g in got]), np.stack([e.logits for e in expected]))
+
+
+def test_rejected_push_many_changes_no_stream(tiny_artifacts, synth_dir):
+    frame = _clips(synth_dir, 1)[0].frames()[0]
+    p = Predictor(tiny_artifacts["rgb"]["onnx"])
+    p.push(frame, stream="a")
+    with pytest.raises(InputError):
+        p.push_many({"a": frame, "b": np.zeros((0, 0, 3), np.uint8)})
+    assert p.streams == ("a",)
+    assert p.push(frame, stream="a").frames_seen == 2
+
+
+def test_non_contiguous_frames_are_accepted_and_equal(tiny_artifacts, synth_dir):
+    frame = _clips(synth_dir, 1)[0].frames()[0]
+    padded = np.zeros((frame.shape[0] + 20, frame.shape[1] * 2, 3), np.uint8)
+    padded[10:-10, ::2] = frame
+    view = padded[10:-10, ::2]
+    assert not view.flags.c_contiguous
+    a = Predictor(tiny_artifacts["rgb"]["onnx"]).push(view)
+    b = Predictor(tiny_artifacts["rgb"]["onnx"]).push(np.ascontiguousarray(view))
+    np.testing.assert_array_equal(a.logits, b.logits)
+
+
+FRAME_ERRORS = [
+    (None, InputTypeError, "frame must be a numpy.ndarray of shape (H, W, 3) and dtype uint8 (BGR, as OpenCV gives it), got NoneType."),
+    (np.zeros((0, 64, 3), np.uint8), InputError, "frame is empty: shape (0, 64, 3)."),
+    (np.zeros((64, 64, 3), np.float32), InputTypeError, "frame must have dtype uint8 (BGR, as OpenCV gives it), got float32."),
+    (np.zeros((64, 64, 4), np.uint8), InputError, "frame must have shape (H, W, 3) with 3 channels (BGR), got (64, 64, 4)."),
+    (np.zeros((64, 64), np.uint8), InputError, "frame must have shape (H, W, 3), got (64, 64): a grayscale image? Convert it with cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)."),
+]
+
+
+@pytest.mark.parametrize("frame,error,message", FRAME_ERRORS)
+def test_bad_frames(tiny_artifacts, frame, error, message):
+    p = Predictor(tiny_artifacts["rgb"]["onnx"])
+    with pytest.raises(error, match=re.escape(message)):
+        p.push(frame)
+    assert p.streams == ()
+
+
+def _kp(**edits):
+    kp = np.full((2, 18, 3), 10.0, np.float32)
+    for (person, joint, column), value in edits.items():
+        kp[person, joint, column] = value
+    return kp
+
+
+KEYPOINT_ERRORS = [
+    (None, InputError, "this model takes keypoints of shape (people, 18, 2 or 3); pass keypoints=... with each frame."),
+    ([[1, 2]], InputTypeError, "keypoints must be a numpy.ndarray of shape (people, 18, 2 or 3), got list."),
+    (np.zeros((2, 17, 3), np.float32), InputError, "keypoints must have shape (people, 18, 2 or 3), got (2, 17, 3)."),
+    (np.zeros((2, 18, 4), np.float32), InputError, "keypoints must have shape (people, 18, 2 or 3), got (2, 18, 4)."),
+    (np.zeros((2, 18, 3), "U1"), InputTypeError, "keypoints must have a numeric dtype, got <U1."),
+]
+
+
+@pytest.mark.parametrize("keypoints,error,message", KEYPOINT_ERRORS)
+def test_bad_keypoints(tiny_artifacts, keypoints, error, message):
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    with pytest.raises(error, match=re.escape(message)):
+        p.push(keypoints=keypoints)
+
+
+def test_nan_keypoints(tiny_artifacts):
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    bad = _kp()
+    bad[1, 4, 0] = np.nan
+    with pytest.raises(InputError, match=re.escape(
+            "keypoints contain NaN or inf at person 1, joint 4 with visibility 1; give missing joints visibility 0.")):
+        p.push(keypoints=bad)
+    bad[1, 4, 2] = np.inf
+    with pytest.raises(InputError, match=re.escape("keypoints visibility is NaN or inf at person 1, joint 4.")):
+        p.push(keypoints=bad)
+    missing = _kp()
+    missing[1, 4] = (np.nan, np.inf, 0.0)  # a missing joint may carry junk coordinates
+    zeroed = _kp()
+    zeroed[1, 4] = 0.0
+    a = p.push(keypoints=missing, stream="x")
+    b = p.push(keypoints=zeroed, stream="y")
+    np.testing.assert_array_equal(a.logits, b.logits)
+
+
+def test_keypoints_without_visibility_and_extra_people(tiny_artifacts):
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    kp = _kp()
+    a = p.push(keypoints=kp[..., :2], stream="a")  # no visibility column: all visible
+    three = np.concatenate([kp, np.zeros((1, 18, 3), np.float32)])  # an empty third person is dropped
+    b = p.push(keypoints=three, stream="b")
+    c = p.push(keypoints=kp, stream="c")
+    np.testing.assert_array_equal(a.logits, c.logits)
+    np.testing.assert_array_equal(b.logits, c.logits)
+
+
+def test_timestamps_must_increase(tiny_artifacts):
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    p.push(keypoints=_kp(), timestamp=1.0)
+    with pytest.raises(InputError, match=re.escape("timestamp must increase within stream 'default': got 1.0 after 1.0.")):
+        p.push(keypoints=_kp(), timestamp=1.0)
+    assert p.push(keypoints=_kp(), timestamp=1.5).frames_seen == 2
+
+
+def test_close_is_idempotent_and_context_manager(tiny_artifacts):
+    with Predictor(tiny_artifacts["pose"]["onnx"]) as p:
+        p.push(keypoints=_kp())
+    p.close()
+    with pytest.raises(InputError, match=re.escape("this Predictor is closed.")):
+        p.push(keypoints=_kp())
+
+
+def test_concurrent_pushes_on_different_streams(tiny_artifacts, synth_dir):
+    clips = _clips(synth_dir, 4)
+    expected = {i: [x.logits for x in _push_clip(Predictor(tiny_artifacts["pose"]["onnx"]), c)] for i, c in enumerate(clips)}
+    shared = Predictor(tiny_artifacts["pose"]["onnx"])
+    results, errors = {}, []
+
+    def run(i):
+        try:
+            results[i] = [x.logits for x in _push_clip(shared, clips[i], stream=i)]
+        except Exception as exc:  # surfaced below: a failing thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(clips))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in expected:
+        np.testing.assert_allclose(np.stack(results[i]), np.stack(expected[i]), atol=1e-5)
+
+
+# --- the decision policy and the stride, on a scripted test double of a backend -------------
+class ScriptedBackend(Backend):
+    """A test double: returns scripted logits per step; state counts steps."""
+
+    name = "scripted"
+
+    def __init__(self, logits: list[list[float]], stride: int = 1):
+        self._script = np.asarray(logits, np.float32)
+        self.path, self.device, self.threads = None, "cpu", None
+        self.spec = ModelSpec(
+            classes=tuple(f"c{i}" for i in range(self._script.shape[1])),
+            state=(TensorSpec("steps", (1,)),),
+            keypoints=KeypointSpec(people=1, joints=2),
+            stride=stride,
+        )
+
+    def _load(self, path, **options):  # never called: the double is built in memory
+        raise NotImplementedError
+
+    def _step(self, inputs, state):
+        steps = state[0]
+        logits = self._script[np.minimum(steps[:, 0].astype(int), len(self._script) - 1)]
+        return logits, [steps + 1]
+
+
+KP1 = np.zeros((1, 2, 3), np.float32)
+CONFIDENT_A, CONFIDENT_B, UNSURE = [5.0, 0.0], [0.0, 5.0], [0.1, 0.0]
+
+
+def _run(policy, script, n=None, stride=1):
+    p = Predictor(ScriptedBackend(script, stride=stride), policy=policy)
+    return [p.push(keypoints=KP1) for _ in range(n or len(script))]
+
+
+def test_decision_needs_consecutive_confident_steps():
+    preds = _run(DecisionPolicy(threshold=0.9, consecutive=3), [UNSURE, CONFIDENT_A, CONFIDENT_A, UNSURE, CONFIDENT_A, CONFIDENT_A, CONFIDENT_A])
+    assert [p.decided for p in preds] == [False] * 6 + [True]
+    assert (preds[-1].decision_label, preds[-1].decision_frame) == ("c0", 7)
+
+
+def test_decision_latches_until_reset_unless_configured():
+    script = [CONFIDENT_A, CONFIDENT_B, CONFIDENT_B, UNSURE]
+    latched = _run(DecisionPolicy(threshold=0.9, consecutive=1), script)
+    assert [p.decision_label for p in latched] == ["c0", "c0", "c0", "c0"]
+    assert [p.label for p in latched] == ["c0", "c1", "c1", "c0"]
+    free = _run(DecisionPolicy(threshold=0.9, consecutive=2, latch=False), script)
+    assert [p.decision_label for p in free] == [None, None, "c1", None]
+    assert free[2].decision_frame == 3
+
+
+def test_margin_and_min_frames():
+    close = [3.0, 2.9]
+    assert not _run(DecisionPolicy(threshold=0.0, margin=0.2, consecutive=1), [close])[0].decided
+    preds = _run(DecisionPolicy(threshold=0.9, consecutive=1, min_frames=3), [CONFIDENT_A] * 3)
+    assert [p.decided for p in preds] == [False, False, True]
+
+
+def test_bad_policy():
+    with pytest.raises(InputError, match=re.escape("DecisionPolicy.threshold must be in [0, 1], got 1.5.")):
+        DecisionPolicy(threshold=1.5)
+
+
+def test_stride_skips_frames_and_says_so():
+    preds = _run(DecisionPolicy(), [CONFIDENT_A, CONFIDENT_B, UNSURE], n=7, stride=3)
+    assert [p.stepped for p in preds] == [True, False, False, True, False, False, True]
+    assert [p.steps for p in preds] == [1, 1, 1, 2, 2, 2, 3]
+    assert [p.label for p in preds] == ["c0", "c0", "c0", "c1", "c1", "c1", "c0"]
+    assert [p.frames_seen for p in preds] == list(range(1, 8))
+
+
+def test_prediction_carries_timings(tiny_artifacts):
+    pred = Predictor(tiny_artifacts["pose"]["onnx"]).push(keypoints=_kp())
+    assert set(pred.timings_ms) == {"preprocess", "inference", "postprocess"}
+    assert all(v >= 0 for v in pred.timings_ms.values())
+    assert pred.probs.shape == (len(pred.probs),) and abs(float(pred.probs.sum()) - 1) < 1e-5
