@@ -129,6 +129,9 @@ def _run_exporter(step, args, path: Path, spec: ModelSpec, opset: int, *, dynami
             torch.onnx.export(step, args, str(path), input_names=names_in, output_names=names_out,
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
         else:
+            # torch's own deprecation notices from inside the exporter; nothing a user can act on
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             # forward(*tensors): the one varargs parameter gets a tuple of per-tensor specs
             batch_dim = torch.export.Dim("batch", min=1, max=4096)
             shapes = (tuple({0: batch_dim} for _ in args),) if dynamic else None

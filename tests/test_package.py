@@ -86,3 +86,16 @@ def test_cli_info_reports_build():
     assert result.returncode == 0, result.stderr
     assert "_C.simd:" in result.stdout
     assert "onnxruntime: present" in result.stdout
+
+
+def test_predictor_runs_onnx_without_torch(tiny_artifacts):
+    result = run_without_torch(
+        f"""
+        import numpy as np
+        from edgeact import Predictor
+        with Predictor({str(tiny_artifacts["rgb"]["onnx"])!r}) as p:
+            pred = p.push(np.zeros((48, 80, 3), np.uint8))
+            assert p.backend == "onnxruntime" and pred.frames_seen == 1
+        """
+    )
+    assert result.returncode == 0, result.stderr
