@@ -1,0 +1,57 @@
+"""Which frames of a clip a model sees: TSN segments, fixed strides, observation cut-offs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeact.errors import InputError
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise InputError(f"{name} must be at least 1; got {value}.")
+
+
+def segment_indices(
+    num_frames: int, num_segments: int, *, train: bool, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """One frame index from each of ``num_segments`` equal segments (TSN sampling).
+
+    Training picks a random frame inside each segment (``rng`` required); evaluation takes
+    each segment's centre. Clips shorter than ``num_segments`` repeat frames, in order.
+    """
+    _positive("num_frames", num_frames)
+    _positive("num_segments", num_segments)
+    edges = np.arange(num_segments + 1) * (num_frames / num_segments)
+    if train:
+        if rng is None:
+            raise InputError("segment_indices(train=True) needs rng, a numpy Generator, to draw frames.")
+        points = edges[:-1] + rng.random(num_segments) * (edges[1:] - edges[:-1])
+    else:
+        points = (edges[:-1] + edges[1:]) / 2
+    return np.minimum(np.floor(points), num_frames - 1).astype(np.int64)
+
+
+def stride_indices(num_frames: int, stride: int, max_frames: int | None = None) -> np.ndarray:
+    """Every ``stride``-th frame from the first, at most ``max_frames`` of them."""
+    _positive("num_frames", num_frames)
+    _positive("stride", stride)
+    indices = np.arange(0, num_frames, stride, dtype=np.int64)
+    if max_frames is not None:
+        _positive("max_frames", max_frames)
+        indices = indices[:max_frames]
+    return indices
+
+
+def observation_cutoff(num_steps: int, ratio: float) -> int:
+    """How many of ``num_steps`` steps an observation ratio covers: ceil(ratio * num_steps).
+
+    The product is rounded to 1e-9 first, so float error cannot add a step (0.3 * 10 is
+    3.0000000000000004, and must give 3). The result is clamped to [1, num_steps].
+    """
+    _positive("num_steps", num_steps)
+    if not (0.0 < ratio <= 1.0):
+        raise InputError(f"ratio must be in (0, 1]; got {ratio}.")
+    return min(max(math.ceil(round(ratio * num_steps, 9)), 1), num_steps)
