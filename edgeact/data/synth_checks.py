@@ -130,7 +130,7 @@ def check_target(out_dir: object, overwrite: bool) -> Path:
     if not out.is_dir() or not any(out.iterdir()):
         return out
     if not overwrite:
-        raise DatasetError(f"{out} already exists and is not empty; pass overwrite=True to replace it.")
+        raise DatasetError(f"{out} already exists and is not empty; pass overwrite=True (edgeact data synth --overwrite) to replace it.")
     if not (out / MANIFEST).is_file():
         raise DatasetError(
             f"Refusing to overwrite {out}: it is not empty and has no {MANIFEST}, "

@@ -68,7 +68,7 @@ def test_existing_non_empty_directory_needs_overwrite(tmp_path):
     out = tmp_path / "ds"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    exists = f"{out} already exists and is not empty; pass overwrite=True to replace it."
+    exists = f"{out} already exists and is not empty; pass overwrite=True (edgeact data synth --overwrite) to replace it."
     with pytest.raises(DatasetError, match=_exact(exists)):
         generate(out, 12, **FAST)
     refusing = (
