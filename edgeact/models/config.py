@@ -1,0 +1,116 @@
+"""Config dataclasses from plain (YAML) dicts, with exact error sentences and "did you mean".
+
+Each model file declares its own config dataclass (nanoGPT style); this module only turns a
+dict into one. A field's ``metadata`` may carry ``choices`` (allowed strings), ``min`` and
+``max`` (inclusive bounds). Cross-field rules live in each dataclass's ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from edgeact.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """' Did you mean 'x'?' when a close option exists, else ''."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def section_name(where: str) -> str:
+    return "the model config" if not where else f"model config section '{where}'"
+
+
+def check_choice(value: str, choices: Iterable[str], where: str, what: str) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices``; ``what`` names the thing chosen."""
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(
+            f"Unknown {what} '{value}' for '{where}'.{did_you_mean(str(value), choices)} "
+            f"Valid choices: {', '.join(choices)}."
+        )
+
+
+def parse_config(cls: type[C], data: Any, where: str, extra: Iterable[str] = ()) -> C:
+    """Build dataclass ``cls`` from mapping ``data``.
+
+    ``where`` is the dotted path of the section in the whole config (for messages); keys in
+    ``extra`` are allowed but read by the caller (e.g. ``name`` choosing the class).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{section_name(where).capitalize()} must be a mapping, got {type(data).__name__}.")
+    fields = dataclasses.fields(cls)
+    check_keys(data, {f.name for f in fields} | set(extra), where)
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields:
+        if f.name in data:
+            path = f"{where}.{f.name}" if where else f.name
+            kwargs[f.name] = parse_value(data[f.name], hints[f.name], path, f.metadata)
+    return cls(**kwargs)
+
+
+def check_keys(data: Mapping, allowed: Iterable[str], where: str) -> None:
+    """Raise ConfigError naming the first key of ``data`` not in ``allowed``."""
+    allowed = sorted(allowed)
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"Unknown key '{key}' in {section_name(where)}.{did_you_mean(str(key), allowed)} "
+                f"Valid keys: {', '.join(allowed)}."
+            )
+
+
+def parse_value(value: Any, hint: Any, path: str, meta: Mapping = MappingProxyType({})) -> Any:
+    """Check ``value`` against type ``hint`` (bool, int, float, str, tuple[...], Optional[...])
+    and the ``choices``/``min``/``max`` in ``meta``; lists become tuples."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # Optional[X]
+        if value is None:
+            return None
+        return parse_value(value, next(a for a in args if a is not type(None)), path, meta)
+    if origin is tuple:
+        item = args[0]
+        if len(args) == 2 and args[1] is not Ellipsis and isinstance(value, int) and not isinstance(value, bool):
+            value = (value, value)  # a square size given as one number
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"Model config '{path}' must be a list of {_kind(item)}s, got {type(value).__name__} {value!r}.")
+        if args[1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"Model config '{path}' must have {len(args)} items, got {len(value)}.")
+        return tuple(parse_value(v, item, f"{path}[{i}]", meta) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"Model config '{path}' must be {_article(_kind(hint))}, got {type(value).__name__} {value!r}.")
+    if "choices" in meta:
+        check_choice(value, meta["choices"], path, "value")
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else (
+            f">= {low}" if low is not None else f"<= {high}")
+        raise ConfigError(f"Model config '{path}' must be {bounds}, got {value}.")
+    return value
+
+
+def _kind(hint: Any) -> str:
+    return {bool: "bool", int: "int", float: "number", str: "string"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A dataclass config as plain lists/dicts (the inverse of :func:`parse_config`)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
