@@ -15,6 +15,21 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    # The test models are tiny: a second OpenMP thread buys nothing and, when the cores are
+    # shared, its spin-waiting made convolutions 10-100x slower (CPU time, not just wall time).
+    if importlib.util.find_spec("torch") is None:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     has_trt = importlib.util.find_spec("tensorrt") is not None
     has_gpu = _has_cuda()
