@@ -39,9 +39,13 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _progress_printer(what: str):
     """A ``progress(done, total)`` callback drawing one self-overwriting line on stderr."""
 
+    interactive = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r{what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+        if interactive:
+            print(f"\r{what}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif done == total:  # a log file gets one line, not a line per clip
+            print(f"{what}: {done}/{total}", file=sys.stderr, flush=True)
 
     return progress
 
@@ -73,6 +77,28 @@ def _positive_int(text: str, flag: str) -> int:
     if value < 1:
         raise InputError(f"{flag} must be 'dynamic' or a positive integer, got {text!r}.")
     return value
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgeact import demo
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data) if args.data else out / "data"
+    if args.data is None and not (data / "manifest.json").is_file():
+        from edgeact.data import synth
+
+        print(f"[1/4] generating {args.clips} synthetic clips into {data}")
+        synth.generate(data, num_clips=args.clips, seed=0, size=112, progress=_progress_printer("rendering clips"))
+    model = args.model
+    if model is None:
+        model = str(demo.train_and_export(data, out / "run", epochs=args.epochs))
+    print(f"[4/4] streaming test clips through {model}")
+    demo.run(model, data, backend=args.backend, threshold=args.threshold,
+             video=None if args.no_video else out / "demo.avi", max_clips=args.max_clips)
+    return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -136,14 +162,34 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--atol", type=float, default=1e-4, help="max abs error allowed in verification")
     export.set_defaults(func=_cmd_export)
 
+    demo = commands.add_parser(
+        "demo",
+        help="end-to-end demo: data, training, export, then streaming with early decisions",
+        description="Without --model: generate a synthetic dataset, train a pose student with distillation, "
+        "export and verify its ONNX step graph. Then stream the test clips frame by frame through a "
+        "Predictor, print when each action was recognised, and write an annotated video.",
+    )
+    demo.add_argument("--out", default="demo", help="working directory (default: ./demo)")
+    demo.add_argument("--model", help="stream this model (.onnx/.pt) instead of training one")
+    demo.add_argument("--data", help="dataset directory to stream (default: generated into --out)")
+    demo.add_argument("--clips", type=int, default=360, help="clips to generate when --data is not given")
+    demo.add_argument("--epochs", type=int, default=15, help="training epochs of teacher and student")
+    demo.add_argument("--backend", default="auto", help="Predictor backend (default: by file type)")
+    demo.add_argument("--threshold", type=float, default=0.8, help="decision probability threshold")
+    demo.add_argument("--max-clips", type=int, default=24, help="test clips to stream")
+    demo.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    demo.set_defaults(func=_cmd_demo)
+
     for register in _optional_commands():
         register(commands)
     return parser
 
 
 def _optional_commands():
-    """Subcommands defined by other modules (training, evaluation, demo), imported lazily."""
-    return ()
+    """Subcommands registered by other modules (training, evaluation); torch-free to import."""
+    from edgeact.train.cli import register as register_train
+
+    yield register_train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
