@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,7 @@ def export_onnx(
     exporter = "torchscript" if opset == LEGACY_OPSET else "dynamo"
     try:
         _run_exporter(step, args, tmp, spec, opset, dynamic=batch == "dynamic")
-        _finish_model(tmp, spec, simplify)
+        spec = _finish_model(tmp, spec, simplify, model.state_dict())
         timings["export"] = time.perf_counter() - t
         t = time.perf_counter()
         error = verify_onnx(model, spec, tmp, steps=verify_steps, batch=example_batch, seed=seed + 1)
@@ -141,14 +141,18 @@ def _run_exporter(step, args, path: Path, spec: ModelSpec, opset: int, *, dynami
             program.save(str(path))
 
 
-def _finish_model(path: Path, spec: ModelSpec, simplify: bool) -> None:
+def _finish_model(path: Path, spec: ModelSpec, simplify: bool, weights: dict[str, torch.Tensor]) -> ModelSpec:
+    """Simplify if asked, record where each weight lives, write the spec into metadata_props."""
     import onnx
+    from onnx import numpy_helper
 
     proto = onnx.load(str(path))
     if simplify:
         import onnxslim
 
         proto = onnxslim.slim(proto)
+    initializers = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    spec = replace(spec, arch={**spec.arch, "onnx_weights": locate_weights(weights, initializers)})
     del proto.metadata_props[:]
     for key, value in {METADATA_KEY: spec.to_json(), "edgeact_version": spec.edgeact_version,
                        "classes": ",".join(spec.classes)}.items():
@@ -157,6 +161,33 @@ def _finish_model(path: Path, spec: ModelSpec, simplify: bool) -> None:
     proto.producer_name = "edgeact"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
+    return spec
+
+
+def locate_weights(weights: dict[str, torch.Tensor], initializers: dict[str, np.ndarray]) -> dict[str, list]:
+    """PyTorch parameter name -> [ONNX initializer name, transposed?] for every weight that the
+    exporter kept as an initializer, found by value (exporters rename and pre-transpose them).
+
+    Runtimes that execute parts of the step themselves (the native backend) read the weights
+    from the artifact through this map, never from torch. Weights the exporter fused (a BatchNorm
+    folded into a convolution) are absent from it.
+    """
+    by_bytes: dict[tuple, tuple[str, bool]] = {}
+    for name, array in initializers.items():
+        if array.dtype != np.float32:
+            continue
+        by_bytes.setdefault((array.shape, array.tobytes()), (name, False))
+        if array.ndim == 2:
+            by_bytes.setdefault((array.T.shape, np.ascontiguousarray(array.T).tobytes()), (name, True))
+    found = {}
+    for name, tensor in weights.items():
+        array = tensor.detach().cpu().contiguous().numpy()
+        if array.dtype != np.float32 or array.size == 0:
+            continue
+        hit = by_bytes.get((array.shape, array.tobytes()))
+        if hit is not None:
+            found[name] = [hit[0], hit[1]]
+    return found
 
 
 def verify_onnx(model: StreamingModel, spec: ModelSpec, path: Path, *, steps: int, batch: int, seed: int) -> float:
