@@ -1,6 +1,10 @@
 // Build facts of the compiled module: which compiler, flags and SIMD level this binary has.
 #include "build_info.h"
 
+#include "isa.h"
+
+#include <pybind11/stl.h>
+
 namespace edgeact {
 
 std::string simd_level() {
@@ -34,6 +38,12 @@ pybind11::dict build_info() {
   info["build_type"] = EDGEACT_BUILD_TYPE;
   info["processor"] = EDGEACT_SYSTEM_PROCESSOR;
   info["simd"] = simd_level();
+  // The kernels dispatch at run time, so a baseline build can still run AVX2/AVX-512 code.
+  std::vector<std::string> runnable;
+  for (const KernelTable* table : runnable_kernel_tables()) runnable.push_back(table->isa);
+  info["kernel_isa"] = runnable.front();          // what isa="auto" and temporal shift use here
+  info["kernel_isas"] = pybind11::cast(runnable);  // what this CPU can run, fastest first
+  info["kernel_isas_compiled"] = pybind11::cast(compiled_isas());
 #ifdef EDGEACT_NATIVE_ARCH
   info["native_arch"] = true;
 #else

@@ -1,0 +1,58 @@
+// The compute kernels, compiled once per instruction set and chosen at run time.
+//
+// kernels_impl.h holds the kernels, written with GCC/Clang vector extensions so the same source
+// becomes SSE2, AVX2+FMA or AVX-512 code depending on the flags its translation unit gets
+// (CMakeLists.txt gives kernels_avx2.cpp and kernels_avx512.cpp their -m flags). A default
+// build therefore runs on any x86-64 CPU yet uses AVX2/AVX-512 where the CPU has them;
+// isa.cpp picks the table with __builtin_cpu_supports. No Python in here: kernels run
+// with the GIL released.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace edgeact {
+
+// How the packed recurrent weights are stored.
+enum class WeightFormat : int { kFloat32 = 0, kBFloat16 = 1 };
+
+// One recurrent layer's step over a range of panels. A panel is `lanes` consecutive hidden
+// units (lanes = the table's SIMD width in floats); its weights are stored k-major:
+//   [k in input range][slot][lane] then [k in hidden range][slot][lane]
+// so the inner loop streams them contiguously and needs no horizontal sums.
+// LSTM slots: i, f, g, o (x and h ranges both). GRU x-range slots: r, z, n_x; h-range slots:
+// r, z, n_h (n keeps its two halves apart because r multiplies only the hidden half).
+// bfloat16 panels pair k and k+1 in each 32-bit lane, [k/2][slot][lane][k%2], and pad each
+// range to an even length with zeros, so a lane widens to two floats with a shift and a mask.
+struct RecurrentLayerArgs {
+  const void* weights;   // packed panels, float or uint16 bfloat16 (see `format`)
+  const float* bias;     // [panel][4][lanes]: LSTM i,f,g,o; GRU r,z,n_x,n_h (pre-summed)
+  WeightFormat format;
+  int input_size;        // I: length of one row of x
+  int hidden_size;       // H
+  int batch;             // B
+  bool descending;       // visit the panel range last to first (see PackedRecurrent::run)
+  const float* x;        // [B, I] layer input
+  const float* h;        // [B, H] previous hidden state
+  const float* c;        // [B, H] previous cell state (LSTM only)
+  float* h_out;          // [B, H] new hidden state; never overlaps x, h or c
+  float* c_out;          // [B, H] new cell state (LSTM only); may be the same buffer as c
+};
+
+struct KernelTable {
+  const char* isa;  // "avx512", "avx2", "sse2", "neon" or "generic"
+  int lanes;        // floats per SIMD register = hidden units per packed panel
+  // a[i] <-> b[i] for i < n; a and b do not overlap.
+  void (*swap)(float* a, float* b, std::size_t n);
+  void (*lstm_panels)(const RecurrentLayerArgs& args, int first_panel, int end_panel);
+  void (*gru_panels)(const RecurrentLayerArgs& args, int first_panel, int end_panel);
+};
+
+// One table per translation unit in kernels_<isa>.cpp.
+namespace baseline { const KernelTable& kernel_table(); }
+#if EDGEACT_X86_DISPATCH
+namespace avx2 { const KernelTable& kernel_table(); }
+namespace avx512 { const KernelTable& kernel_table(); }
+#endif
+
+}  // namespace edgeact
