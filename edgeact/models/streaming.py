@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from edgeact.errors import ConfigError, InputError, InputTypeError
 from edgeact.models.attention import AttentionHead, AttentionHeadConfig
-from edgeact.models.config import (check_choice, check_keys, config_to_dict, did_you_mean, parse_config,
+from edgeact.config import (check_choice, check_keys, config_to_dict, did_you_mean, parse_config,
                                    parse_value, section_name)
 from edgeact.models.convlstm import ConvLSTMHead, ConvLSTMHeadConfig
 from edgeact.models.frame_encoder import FrameEncoder, RGBDifference

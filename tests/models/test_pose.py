@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from edgeact.errors import ConfigError
-from edgeact.models.config import parse_config
+from edgeact.config import parse_config
 from edgeact.models.pose import PoseConfig, PoseEncoder
 
 from .support import random_keypoints

@@ -1,4 +1,4 @@
-"""Config dataclasses from plain (YAML) dicts, with exact error sentences and "did you mean".
+"""Config dataclasses from plain (YAML) dicts, with exact error sentences and "did you mean" (torch-free).
 
 Each model file declares its own config dataclass (nanoGPT style); this module only turns a
 dict into one. A field's ``metadata`` may carry ``choices`` (allowed strings), ``min`` and
