@@ -45,19 +45,19 @@ def pytest_collection_modifyitems(config, items):
 # ---------------------------------------------------------------------------------------------
 # Small deployable models (random but confident weights), their ONNX exports and a small
 # synthetic dataset, shared by the runtime tests.
-TINY_MODELS = {
-    "pose": {"inputs": ["keypoints"], "head": {"name": "lstm", "hidden": 32}},
-    "rgb": {
-        "inputs": ["frames"],
-        "encoder": {"name": "tsm_mobilenet_v2", "width": 0.25, "size": 64},
-        "head": {"name": "lstm", "hidden": 32},
-    },
-    "fusion": {
-        "inputs": ["frames", "keypoints"],
-        "encoder": {"name": "tsm_mobilenet_v2", "width": 0.25, "size": 64},
-        "head": {"name": "two_stage", "hidden": 32},
-    },
-}
+def _synth_student_models() -> dict[str, dict]:
+    """kind -> the student model section of each configs/synth_*.yaml (what the parity tests run)."""
+    import pathlib
+
+    import yaml
+
+    configs = pathlib.Path(__file__).resolve().parent.parent / "configs"
+    kinds = {"pose": "synth_pose", "rgb": "synth_rgb", "fusion": "synth_fusion", "gru": "synth_gru_selfkd"}
+    return {kind: yaml.safe_load((configs / f"{name}.yaml").read_text())["student"]["model"]
+            for kind, name in kinds.items()}
+
+
+TINY_MODELS = _synth_student_models()
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def tiny_artifacts(tmp_path_factory, synth_dir):
     artifacts = {}
     for i, (kind, cfg) in enumerate(TINY_MODELS.items()):
         torch.manual_seed(i)
-        model = build_model({**cfg, "num_classes": len(dataset.classes)}).eval()
+        model = build_model(cfg).eval()
         with torch.no_grad():  # spread the untrained logits so top-1 and decisions are not ties
             for name, module in model.head.named_modules():
                 if name.startswith("classifier"):

@@ -27,7 +27,7 @@ def _push_clip(p: Predictor, clip, stream="default"):
     return [p.push(f, keypoints=k, stream=stream) for f, k in zip(frames, kps)]
 
 
-@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion"])
+@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "gru"])
 def test_onnxruntime_matches_torch_over_whole_clips(kind, tiny_artifacts, synth_dir):
     ort = Predictor(tiny_artifacts[kind]["onnx"], policy=LOOSE)
     ref = Predictor(tiny_artifacts[kind]["pt"], policy=LOOSE)

@@ -27,6 +27,7 @@ BACKENDS: dict[str, BackendEntry] = {
     for entry in (
         BackendEntry("tensorrt", "edgeact.backends.tensorrt", "TensorRTBackend", (".engine", ".plan"), ("tensorrt",), 0),
         BackendEntry("onnxruntime", "edgeact.backends.onnxruntime", "OnnxRuntimeBackend", (".onnx",), ("onnxruntime",), 2),
+        BackendEntry("native", "edgeact.backends.native", "NativeBackend", (".onnx",), ("onnx",), 4),  # opt-in: after onnxruntime
         BackendEntry("torch", "edgeact.backends.torch", "TorchBackend", (".pt", ".pth"), ("torch",), 3),
     )
 }

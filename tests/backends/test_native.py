@@ -1,0 +1,329 @@
+"""The native backend: parity with PyTorch over whole clips, weights read from the artifact,
+the frame features found in the graph, state handling, refusals with exact sentences."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from edgeact import BackendError, ModelFormatError, Predictor
+from edgeact.backends import load_backend, resolve_backend
+from edgeact.backends.native import as_layers, find_frame_features
+from edgeact.data import open_dataset
+from edgeact.predictor import DecisionPolicy
+from tests.torchless import run_without_torch
+
+LOOSE = DecisionPolicy(threshold=0.15, consecutive=2)  # untrained test models are unsure
+TOLERANCE = 1e-5  # max abs logit difference per step, float32 throughout
+
+# Pose models beyond conftest's tiny ones: GRU and 3 layers, two people (placement and
+# left-to-right order), centre joints, a visibility threshold.
+TWO_PEOPLE = {"joints": 18, "people": 2, "joint_channels": [16, 8], "relation_channels": [8, 16], "dim": 32}
+EXTRA_MODELS = {
+    "pose_gru2": {"inputs": ["keypoints"], "pose": {**TWO_PEOPLE, "center_joints": [8, 11], "min_confidence": 0.3},
+                  "head": {"name": "gru", "hidden": 24, "layers": 2}},
+    "pose_lstm3": {"inputs": ["keypoints"], "pose": TWO_PEOPLE, "head": {"name": "lstm", "hidden": 20, "layers": 3}},
+}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_artifacts, synth_dir, tmp_path_factory):
+    """kind -> {"pt", "onnx"}: conftest's tiny models plus EXTRA_MODELS."""
+    import torch
+
+    from edgeact.checkpoint import save_checkpoint
+    from edgeact.export import export_onnx
+    from edgeact.models import build_model
+
+    classes = open_dataset(synth_dir).classes
+    root = tmp_path_factory.mktemp("native_models")
+    out = dict(tiny_artifacts)
+    for i, (kind, cfg) in enumerate(EXTRA_MODELS.items()):
+        torch.manual_seed(100 + i)
+        model = build_model({**cfg, "num_classes": len(classes)}).eval()
+        with torch.no_grad():  # confident logits, as conftest does, so decisions happen
+            model.head.classifier.weight.mul_(25.0)
+        pt = save_checkpoint(root / f"{kind}.pt", model, classes)
+        out[kind] = {"pt": pt, "onnx": export_onnx(pt, root / f"{kind}.onnx", verify_steps=2).path}
+    return out
+
+
+def _clips(synth_dir, n=4):
+    ds = open_dataset(synth_dir)
+    return [clip for split in ("test", "val", "train") for clip in ds.split(split)][:n]
+
+
+def _push_clip(p: Predictor, clip, stream="default"):
+    return [p.push(f, keypoints=k, stream=stream) for f, k in zip(clip.frames(), clip.noisy_keypoints)]
+
+
+def _worst_against_torch(onnx_path, pt_path, clips) -> float:
+    native, ref = Predictor(onnx_path, "native", policy=LOOSE), Predictor(pt_path, policy=LOOSE)
+    worst = 0.0
+    for clip in clips:
+        for a, b in zip(_push_clip(native, clip), _push_clip(ref, clip)):
+            worst = max(worst, float(np.abs(a.logits - b.logits).max()))
+        native.reset(), ref.reset()
+    return worst
+
+
+def _rewrite(path, tmp_path, *, edit_spec=None, edit_initializer=None):
+    """A copy of an exported model with its spec and/or one initializer changed."""
+    model = onnx.load(str(path))
+    if edit_spec:
+        entry = next(e for e in model.metadata_props if e.key == "edgeact")
+        spec = json.loads(entry.value)
+        edit_spec(spec)
+        entry.value = json.dumps(spec)
+    if edit_initializer:
+        name, change = edit_initializer
+        init = next(i for i in model.graph.initializer if i.name == name)
+        array = numpy_helper.to_array(init).copy()
+        change(array)
+        init.CopyFrom(numpy_helper.from_array(array, name))
+    out = tmp_path / path.name
+    onnx.save(model, str(out))
+    return out
+
+
+# -- parity ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "pose_gru2", "pose_lstm3"])
+def test_native_matches_torch_over_whole_clips(kind, artifacts, synth_dir):
+    native = Predictor(artifacts[kind]["onnx"], "native", policy=LOOSE)
+    ref = Predictor(artifacts[kind]["pt"], policy=LOOSE)
+    assert (native.backend, ref.backend) == ("native", "torch")
+    worst, decisions = 0.0, 0
+    for clip in _clips(synth_dir):
+        a, b = _push_clip(native, clip), _push_clip(ref, clip)
+        for pa, pb in zip(a, b):
+            worst = max(worst, float(np.abs(pa.logits - pb.logits).max()))
+            assert pa.index == pb.index
+            assert (pa.decided, pa.decision_index, pa.decision_frame) == (
+                pb.decided, pb.decision_index, pb.decision_frame)
+        decisions += a[-1].decided
+        native.reset(), ref.reset()
+    assert worst <= TOLERANCE
+    assert decisions > 0, "no clip reached a decision: the decision comparison tested nothing"
+
+
+@pytest.mark.parametrize("kind", ["pose_gru2", "fusion"])
+def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir):
+    clips = _clips(synth_dir, 3)
+    ref = Predictor(artifacts[kind]["pt"])
+    expected = {i: _push_clip(ref, c, stream=i) for i, c in enumerate(clips)}
+    batched = Predictor(artifacts[kind]["onnx"], "native")
+    frames = [c.frames() for c in clips]
+    for t in range(min(c.num_frames for c in clips)):
+        out = batched.push_many({i: {"frame": frames[i][t], "keypoints": c.noisy_keypoints[t]}
+                                 for i, c in enumerate(clips)})
+        for i, pred in out.items():
+            np.testing.assert_allclose(pred.logits, expected[i][t].logits, rtol=0, atol=TOLERANCE)
+        if t == 5:  # one stream alone in between: its state comes back from a batch split
+            alone = batched.push(frames[0][t], keypoints=clips[0].noisy_keypoints[t], stream="extra")
+            assert alone.frames_seen == 1
+
+
+def test_concurrent_pushes_on_different_streams(artifacts, synth_dir):
+    clips = _clips(synth_dir, 3)
+    expected = {i: [x.logits for x in _push_clip(Predictor(artifacts["pose_gru2"]["onnx"], "native"), c)]
+                for i, c in enumerate(clips)}
+    shared = Predictor(artifacts["pose_gru2"]["onnx"], "native")
+    results, errors = {}, []
+
+    def run(i):
+        try:
+            results[i] = [x.logits for x in _push_clip(shared, clips[i], stream=i)]
+        except Exception as exc:  # surfaced below: a failing thread must fail the test
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(clips))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    for i in expected:
+        np.testing.assert_array_equal(np.stack(results[i]), np.stack(expected[i]))
+
+
+# -- the weights come from the artifact --------------------------------------------------------
+@pytest.mark.parametrize("kind,parameter", [
+    ("pose", "head.rnn.weight_hh_l0"),
+    ("pose", "head.classifier.bias"),
+    ("pose", "pose.joint_convs.0.weight"),
+    ("pose", "pose.relation_convs.2.weight"),
+    ("pose", "pose.project.0.weight"),  # stored transposed in the graph
+    ("pose_gru2", "head.rnn.bias_hh_l1"),
+    ("fusion", "head.stage2.weight_ih_l0"),
+])
+def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, parameter, artifacts, synth_dir, tmp_path):
+    clips = _clips(synth_dir, 1)
+    assert _worst_against_torch(artifacts[kind]["onnx"], artifacts[kind]["pt"], clips) <= TOLERANCE
+    spec = json.loads(onnx.load(str(artifacts[kind]["onnx"])).metadata_props[0].value)
+    initializer, _ = spec["arch"]["onnx_weights"][parameter]
+
+    def change(array):
+        array *= 1.1  # every element: one element alone may feed a unit that ReLU keeps at 0
+
+    corrupted = _rewrite(artifacts[kind]["onnx"], tmp_path, edit_initializer=(initializer, change))
+    assert _worst_against_torch(corrupted, artifacts[kind]["pt"], clips) > 1e-3
+
+
+# -- the frame encoder on ONNX Runtime ---------------------------------------------------------
+@pytest.mark.parametrize("kind", ["rgb", "fusion"])
+def test_frame_features_are_the_encoders_output(kind, artifacts):
+    backend = load_backend(artifacts[kind]["onnx"], "native")
+    graph = onnx.load(str(artifacts[kind]["onnx"])).graph
+    features = backend.describe()["frame_encoder"]["features"]
+    assert len(features) == 1
+    (reduce,) = [n for n in graph.node if features[0] in n.output]
+    assert reduce.op_type == "ReduceMean"  # the encoder's global average pool
+    session = backend._frames.session
+    assert [i.name for i in session.get_inputs()] == ["frames"] + [
+        "state_in." + s.name for s in backend.spec.state if s.name.startswith("rgb.")]
+
+
+def _toy_graph(consumers: int):
+    """frames -> ReduceMean -> features, read by the head's Gemm and, with 2, also by a Mul with keypoints."""
+    nodes = [helper.make_node("ReduceMean", ["frames"], ["features"], axes=[2, 3], keepdims=0),
+             helper.make_node("Gemm", ["features", "head_w"], ["logits"], transB=1)]
+    if consumers == 2:
+        nodes.append(helper.make_node("Mul", ["features", "keypoints"], ["mixed"]))
+    tensor = helper.make_tensor_value_info
+    return helper.make_graph(
+        nodes, "toy",
+        [tensor("frames", onnx.TensorProto.FLOAT, [1, 3, 4, 4]), tensor("keypoints", onnx.TensorProto.FLOAT, [1, 3])],
+        [tensor("logits", onnx.TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.ones((2, 3), np.float32), "head_w")],
+    )
+
+
+def test_frame_features_found_by_graph_structure():
+    assert find_frame_features(_toy_graph(1), {"frames"}, {"head_w"}) == ["features"]
+    with pytest.raises(ModelFormatError, match=re.escape(
+            "cannot find the frame encoder's output in the graph: the encoder part is read by 2 nodes "
+            "(features); expected one (the head or a concat).")):
+        find_frame_features(_toy_graph(2), {"frames"}, {"head_w"})
+
+
+# -- state -------------------------------------------------------------------------------------
+def test_step_never_writes_its_input_state_and_swaps_blocks(artifacts, synth_dir):
+    from edgeact.preprocess import preprocess_keypoints
+
+    backend = load_backend(artifacts["pose_lstm3"]["onnx"], "native")
+    kp = preprocess_keypoints(_clips(synth_dir, 1)[0].noisy_keypoints[3], backend.spec.keypoints)[None]
+    state = backend.init_state(1)
+    _, state = backend.step({"keypoints": kp}, state)
+    before = [s.copy() for s in state]
+    logits_a, next_a = backend.step({"keypoints": kp}, state)
+    logits_b, next_b = backend.step({"keypoints": kp}, state)
+    for s, b in zip(state, before):
+        np.testing.assert_array_equal(s, b)
+    np.testing.assert_array_equal(logits_a, logits_b)
+    # h0..h2 and c0..c2 are views of one new block; the next step reads them without a copy
+    assert not any(np.shares_memory(n, s) for n in next_a for s in state)
+    names = [s.name for s in backend.spec.state]
+    assert names == ["head.lstm.h0", "head.lstm.c0", "head.lstm.h1", "head.lstm.c1", "head.lstm.h2", "head.lstm.c2"]
+    h_layers = next_a[0::2]
+    assert np.shares_memory(as_layers(h_layers), h_layers[2])
+
+
+def test_as_layers_views_back_to_back_layers_and_copies_others():
+    block = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    view = as_layers([block[0], block[1]])
+    assert view.shape == (2, 3, 4) and np.shares_memory(view, block)
+    np.testing.assert_array_equal(view, block)
+    apart = [block[1].copy(), block[0].copy()]
+    copied = as_layers(apart)
+    assert not np.shares_memory(copied, block)
+    np.testing.assert_array_equal(copied, np.stack(apart))
+    single = as_layers([block[1]])
+    assert single.shape == (1, 3, 4) and np.shares_memory(single, block)
+
+
+def test_threads_reach_the_kernels_and_change_no_result(artifacts, synth_dir):
+    clip = _clips(synth_dir, 1)[0]
+    one = Predictor(artifacts["pose_gru2"]["onnx"], "native", threads=1)
+    two = Predictor(artifacts["pose_gru2"]["onnx"], "native", threads=2)
+    assert (one.describe()["threads"], two.describe()["threads"]) == (1, 2)
+    np.testing.assert_array_equal(np.stack([p.logits for p in _push_clip(one, clip)]),
+                                  np.stack([p.logits for p in _push_clip(two, clip)]))
+
+
+# -- choosing and refusing -----------------------------------------------------------------------
+def test_auto_keeps_onnxruntime_and_native_is_opt_in():
+    assert resolve_backend("m.onnx").name == "onnxruntime"
+    assert resolve_backend("m.onnx", "native").name == "native"
+    with pytest.raises(BackendError, match=re.escape("backend 'native' runs .onnx files, got 'm.pt'.")):
+        resolve_backend("m.pt", "native")
+
+
+def test_unsupported_head_is_refused_naming_architecture_and_backends(artifacts, tmp_path):
+    def to_attention(spec):
+        spec["arch"]["architecture"] = "pose+attention"
+        spec["arch"]["config"]["head"] = {"name": "attention", "hidden": 32}
+
+    path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=to_attention)
+    with pytest.raises(BackendError, match=re.escape(
+            "backend 'native' cannot run pose.onnx: architecture 'pose+attention' has head 'attention', and native "
+            "runs only the lstm, gru and two_stage heads. Run it with backend 'onnxruntime' (or its TensorRT engine "
+            "with 'tensorrt', its checkpoint with 'torch').")):
+        Predictor(path, "native")
+
+
+def test_export_without_weight_map_is_refused(artifacts, tmp_path):
+    path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=lambda spec: spec["arch"].pop("onnx_weights"))
+    with pytest.raises(ModelFormatError, match=re.escape(
+            f"{path} does not say where its weights are (no 'onnx_weights' in its edgeact metadata, exported by "
+            "edgeact ")):
+        Predictor(path, "native")
+
+
+def test_missing_weight_is_named(artifacts, tmp_path):
+    path = _rewrite(artifacts["pose"]["onnx"], tmp_path,
+                    edit_spec=lambda spec: spec["arch"]["onnx_weights"].pop("head.rnn.bias_hh_l0"))
+    with pytest.raises(ModelFormatError, match=re.escape(
+            f"{path}: weight 'head.rnn.bias_hh_l0' is not among the graph's initializers; re-export the model "
+            "to run it with backend 'native'.")):
+        Predictor(path, "native")
+
+
+def test_device_options_and_files_are_checked(artifacts, tmp_path):
+    model = artifacts["pose"]["onnx"]
+    with pytest.raises(BackendError, match=re.escape(
+            "backend 'native' runs on the CPU: device must be 'auto' or 'cpu', got 'cuda'.")):
+        Predictor(model, "native", device="cuda")
+    with pytest.raises(BackendError, match=re.escape(
+            "backend 'native' takes no options ['providers']; it takes device and threads.")):
+        Predictor(model, "native", providers=["CPUExecutionProvider"])
+    junk = tmp_path / "m.onnx"
+    junk.write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelFormatError, match=re.escape(f"{junk} is not a loadable ONNX model (")):
+        Predictor(junk, "native")
+
+
+def test_native_runs_without_torch(artifacts):
+    paths = {kind: str(artifacts[kind]["onnx"]) for kind in ("pose", "fusion")}
+    result = run_without_torch(
+        f"""
+        import numpy as np
+        from edgeact import Predictor
+        kp = np.full((1, 18, 3), 20.0, np.float32)
+        kp[..., 2] = 1.0
+        kp[0, :, 0] += np.arange(18)
+        pose = Predictor({paths["pose"]!r}, "native")
+        fusion = Predictor({paths["fusion"]!r}, "native")
+        for t in range(3):
+            a = pose.push(keypoints=kp)
+            b = fusion.push(np.full((64, 64, 3), 40 * t, np.uint8), keypoints=kp)
+        assert np.isfinite(a.logits).all() and np.isfinite(b.logits).all() and b.steps == 3
+        assert "onnxruntime" in sys.modules and "edgeact._C" in sys.modules
+        """
+    )
+    assert result.returncode == 0, result.stderr

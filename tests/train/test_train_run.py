@@ -1,0 +1,167 @@
+"""End to end on a tiny generated dataset: every output of a run, resume, eval on two backends."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from edgeact.backends import load_backend
+from edgeact.checkpoint import load_checkpoint
+from edgeact.data import open_dataset
+from edgeact.errors import ConfigError, ModelFormatError
+from edgeact.export import export_onnx
+from edgeact.train import evaluate_offline, evaluate_stream, load_config, train
+from edgeact.train.config import Sampling
+from edgeact.train.data import ClipStore
+from edgeact.train.evaluate import RATIOS
+
+from .conftest import TINY_POSE, edgeact, write_config
+
+
+def check_metrics_schema(metrics: dict, num_classes: int) -> None:
+    assert metrics["ratios"] == list(RATIOS)
+    assert len(metrics["accuracy"]) == 10 and all(0.0 <= a <= 1.0 for a in metrics["accuracy"])
+    assert metrics["auc"] == pytest.approx(np.mean(metrics["accuracy"]))
+    assert metrics["num_clips"] > 0
+    assert len(metrics["per_class"]) == num_classes
+    counted = sum(c["num_clips"] for c in metrics["per_class"].values())
+    assert counted == metrics["num_clips"]
+
+
+def test_run_writes_every_output(fusion_run, tiny_data):
+    classes = open_dataset(tiny_data).classes
+    for name in ("student.pt", "teacher.pt", "last.pt", "metrics.json", "train.log", "accuracy.png"):
+        assert (fusion_run / name).is_file(), name
+    assert (fusion_run / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = (fusion_run / "train.log").read_text()
+    assert "teacher epoch 1/1" in log and "student epoch 1/1" in log and "feature_kd=" in log
+    assert "feature_kd_stage1=" in log and "cls_stage1=" in log  # both M1 stages are trained
+
+    metrics = json.loads((fusion_run / "metrics.json").read_text())
+    check_metrics_schema(metrics, len(classes))
+    check_metrics_schema(metrics["teacher"], len(classes))
+    assert metrics["backend"] == "torch" and metrics["split"] == "test"
+    assert set(metrics["train"]["seconds"]) == {"teacher", "student", "test_eval"}
+
+    student, payload = load_checkpoint(fusion_run / "student.pt")
+    assert student.is_streamable and payload["classes"] == classes
+    assert payload["spec"]["stride"] == 2  # trained on every 2nd frame: the Predictor steps the same way
+    assert tuple(payload["spec"]["frames"]["size"]) == (32, 32)
+    assert payload["train"]["config"]["student"]["losses"]["feature_kd"]["weight"] == 1.0
+    assert not any(k.startswith("projection") for k in payload["state_dict"])  # KD-only parts stay behind
+    teacher, payload = load_checkpoint(fusion_run / "teacher.pt")
+    assert not teacher.is_streamable and payload["spec"] is None
+
+
+def test_eval_torch_equals_onnxruntime(fusion_run, tiny_data, tmp_path):
+    onnx_path = export_onnx(fusion_run / "student.pt", tmp_path / "student.onnx").path
+    outputs = {}
+    for backend, model in (("torch", fusion_run / "student.pt"), ("onnxruntime", onnx_path)):
+        out = tmp_path / f"{backend}.json"
+        assert edgeact("eval", "--model", model, "--data", tiny_data, "--split", "test", "--out", out,
+                       "--backend", backend, "--quiet", "--batch-size", "2") == 0
+        outputs[backend] = json.loads(out.read_text())
+    torch_metrics, ort_metrics = outputs["torch"], outputs["onnxruntime"]
+    check_metrics_schema(torch_metrics, len(open_dataset(tiny_data).classes))
+    assert ort_metrics["backend"] == "onnxruntime"
+    for key in ("accuracy", "auc", "num_clips", "per_class"):
+        assert ort_metrics[key] == torch_metrics[key], key
+    # the run's own report used the same streaming path
+    assert json.loads((fusion_run / "metrics.json").read_text())["accuracy"] == torch_metrics["accuracy"]
+
+    # and the logits behind them agree closely, not just their argmax
+    dataset = open_dataset(tiny_data)
+    logits = []
+    for model in (fusion_run / "student.pt", onnx_path):
+        backend = load_backend(model)
+        store = ClipStore(dataset.split("test"), keypoint_spec=backend.spec.keypoints)
+        logits.append(evaluate_stream(backend, store, dataset.classes, Sampling(stride=2), batch_size=3).logits)
+    np.testing.assert_allclose(logits[0], logits[1], atol=1e-4, rtol=0)
+
+
+def test_streaming_evaluation_equals_offline(fusion_run, tiny_data):
+    dataset = open_dataset(tiny_data)
+    backend = load_backend(fusion_run / "student.pt", backend="torch")
+    model, _ = load_checkpoint(fusion_run / "student.pt")
+    store = ClipStore(dataset.split("val"), keypoint_spec=backend.spec.keypoints)
+    stream = evaluate_stream(backend, store, dataset.classes, Sampling(stride=2), batch_size=2)
+    offline = evaluate_offline(model, store, backend.spec, dataset.classes, Sampling(stride=2), batch_size=4)
+    np.testing.assert_allclose(stream.logits, offline.logits, atol=1e-4, rtol=0)
+
+
+def test_eval_rejects_a_teacher(fusion_run, tiny_data):
+    with pytest.raises(ModelFormatError, match="offline-only"):
+        edgeact("eval", "--model", fusion_run / "teacher.pt", "--data", tiny_data, "--quiet")
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    config = write_config(tmp_path / "pose.yaml", TINY_POSE)
+    cfg = load_config(config)
+    straight = train(cfg, tiny_data, tmp_path / "straight", quiet=True)
+
+    # stop after the teacher's 2 epochs and the student's first, then resume from the command line
+    assert train(cfg, tiny_data, tmp_path / "resumed", quiet=True, stop_after=3) is None
+    state = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert (state["stage"], state["epoch"]) == ("student", 1) and "teacher" in state["done"]
+    assert not (tmp_path / "resumed" / "student.pt").exists()
+    assert edgeact("train", "--data", tiny_data, "--out", tmp_path / "resumed", "--resume", "--quiet") == 0
+    assert "resuming student at epoch 2/2" in (tmp_path / "resumed" / "train.log").read_text()
+
+    a, _ = load_checkpoint(tmp_path / "straight" / "student.pt")
+    b, _ = load_checkpoint(tmp_path / "resumed" / "student.pt")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    resumed = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert resumed["accuracy"] == straight["accuracy"]
+    assert [r["loss_total"] for r in resumed["train"]["student"]["history"]] == [
+        r["loss_total"] for r in straight["train"]["student"]["history"]]
+
+
+def test_resume_refuses_a_different_config(tiny_data, tmp_path):
+    config = write_config(tmp_path / "pose.yaml", {**TINY_POSE, "teacher": None,
+                                                   "student": {**TINY_POSE["student"], "losses": {}}})
+    train(load_config(config), tiny_data, tmp_path / "run", quiet=True, stop_after=1)
+    with pytest.raises(ConfigError, match="the config differs from the run's at 'student.epochs'"):
+        edgeact("train", "--data", tiny_data, "--out", tmp_path / "run", "--resume", "--set", "student.epochs=5")
+    with pytest.raises(ModelFormatError, match="does not exist"):
+        edgeact("train", "--data", tiny_data, "--out", tmp_path / "nothing", "--resume")
+
+
+def test_num_classes_must_match_the_dataset(tiny_data, tmp_path):
+    config = write_config(tmp_path / "pose.yaml", TINY_POSE)
+    with pytest.raises(ConfigError, match=r"student.model.num_classes is 5 but the dataset has 12 classes"):
+        edgeact("train", "--config", config, "--data", tiny_data, "--out", tmp_path / "run",
+                "--set", "student.model.num_classes=5", "--set", "teacher=null", "--set", "student.losses={}")
+
+
+@pytest.mark.slow
+def test_runs_under_torchrun_with_two_ranks(tiny_data, tmp_path):
+    """DDP on CPU (gloo): two processes, one shard each, only rank 0 writes."""
+    config = write_config(tmp_path / "pose.yaml", TINY_POSE)
+    script = tmp_path / "edgeact_train.py"
+    script.write_text("import argparse, sys\nfrom edgeact.train.cli import register\n"
+                      "p = argparse.ArgumentParser()\nregister(p.add_subparsers(dest='command', required=True))\n"
+                      "a = p.parse_args()\nsys.exit(a.func(a))\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         str(script), "train", "--config", str(config), "--data", str(tiny_data), "--out", str(tmp_path / "run"),
+         "--threads", "1", "--quiet"], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert log.count("student epoch 2/2") == 1 and "2 ranks" in log  # one writer
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    check_metrics_schema(metrics, len(open_dataset(tiny_data).classes))
+    model, _ = load_checkpoint(tmp_path / "run" / "student.pt")
+    assert model.is_streamable
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
