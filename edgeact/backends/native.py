@@ -334,6 +334,7 @@ class NumpyPoseEncoder:
         group_scale = np.maximum((scale * present).sum(1, keepdims=True) / n, np.float32(1.0))  # [N,1,1]
         return (centre - group_centre) / group_scale * present  # [N,P,C]
 
+
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, np.float32(0.0), out=x)
 
@@ -431,11 +432,16 @@ class OrtFrameEncoder:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(sub.SerializeToString(), sess_options=options,
-                                            providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(sub.SerializeToString(), sess_options=options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelFormatError(
+                f"{path}: ONNX Runtime cannot load the frame encoder's part of the graph ({type(exc).__name__}: {exc})."
+            ) from exc
         self.outputs = [o.name for o in self.session.get_outputs()]
         probe = self.step(np.zeros((1, 3, *spec.frames.size), np.float32),
-                          [np.zeros((1, *spec.state[i].shape), np.float32) for i in range(len(order))],
+                          [np.zeros((1, *s.shape), s.dtype) for s in spec.state],
                           [None] * len(order))
         if probe.shape != (1, width):
             raise ModelFormatError(

@@ -112,6 +112,18 @@ def test_native_matches_torch_over_whole_clips(kind, artifacts, synth_dir):
     assert decisions > 0, "no clip reached a decision: the decision comparison tested nothing"
 
 
+def test_people_in_any_order_match_torch(artifacts, synth_dir):
+    """Two people listed right-to-left: the encoder must sort them left to right as PyTorch does."""
+    clip = next(c for c in open_dataset(synth_dir).split("train") if c.noisy_keypoints[:, 1, :, 2].any())
+    native, ref = Predictor(artifacts["pose_gru2"]["onnx"], "native"), Predictor(artifacts["pose_gru2"]["pt"])
+    listed = [native.push(keypoints=kp, stream="listed").logits for kp in clip.noisy_keypoints]
+    swapped = [(native.push(keypoints=kp[::-1], stream="swapped").logits, ref.push(keypoints=kp[::-1]).logits)
+               for kp in clip.noisy_keypoints]
+    np.testing.assert_allclose(np.stack([n for n, _ in swapped]), np.stack([r for _, r in swapped]),
+                               rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(np.stack([n for n, _ in swapped]), np.stack(listed), rtol=0, atol=TOLERANCE)
+
+
 @pytest.mark.parametrize("kind", ["pose_gru2", "fusion"])
 def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir):
     clips = _clips(synth_dir, 3)
