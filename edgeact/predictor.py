@@ -216,7 +216,7 @@ class Predictor:
                 if frame is not None and FRAMES in inputs:
                     inputs[FRAMES].append(preprocess_frame(frame, self.spec.frames))
                 if KEYPOINTS in inputs:
-                    inputs[KEYPOINTS].append(preprocess_keypoints(keypoints, self.spec.keypoints))
+                    inputs[KEYPOINTS].append(keypoints)  # already preprocessed by _parse_item
             t1 = time.perf_counter()
             if due:
                 batch = {name: np.stack(arrays) for name, arrays in inputs.items()}
