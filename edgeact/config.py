@@ -7,13 +7,15 @@ dict into one. A field's ``metadata`` may carry ``choices`` (allowed strings), `
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 from edgeact.errors import ConfigError
 
@@ -70,45 +72,68 @@ def check_keys(data: Mapping, allowed: Iterable[str], where: str) -> None:
             )
 
 
-def parse_value(value: Any, hint: Any, path: str, meta: Mapping = MappingProxyType({})) -> Any:
-    """Check ``value`` against type ``hint`` (bool, int, float, str, tuple[...], Optional[...])
-    and the ``choices``/``min``/``max`` in ``meta``; lists become tuples."""
+def parse_value(
+    value: Any,
+    hint: Any,
+    path: str,
+    meta: Mapping = MappingProxyType({}),
+    *,
+    label: str = "Model config",
+    section: Optional[Callable[[type, Any, str], Any]] = None,
+) -> Any:
+    """Check ``value`` against type ``hint`` and the ``choices``/``min``/``max`` in ``meta``.
+
+    Hints: bool, int, float (a number, or a string that parses as one: YAML reads ``1e-3`` as a
+    string), str, dict, tuple[X, ...] or tuple[X, Y] (lists become tuples; ``tuple[int, int]``
+    also takes one int, a square size), Optional[X], and dataclasses, which ``section(cls, value,
+    path)`` builds. ``label`` starts every message ("Model config", "Config").
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    again = functools.partial(parse_value, meta=meta, label=label, section=section)
     if origin in (typing.Union, types.UnionType):  # Optional[X]
-        if value is None:
-            return None
-        return parse_value(value, next(a for a in args if a is not type(None)), path, meta)
+        return None if value is None else again(value, next(a for a in args if a is not type(None)), path)
+    if dataclasses.is_dataclass(hint):
+        if section is None:
+            raise TypeError(f"parse_value needs a section parser for {hint.__name__} at '{path}'.")
+        return section(hint, value, path)
+    if hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{label} '{path}' must be a mapping, got {type(value).__name__} {value!r}.")
+        return copy.deepcopy(dict(value))
     if origin is tuple:
-        item = args[0]
-        if len(args) == 2 and args[1] is not Ellipsis and isinstance(value, int) and not isinstance(value, bool):
+        fixed = args[-1] is not Ellipsis
+        if fixed and args == (int, int) and isinstance(value, int) and not isinstance(value, bool):
             value = (value, value)  # a square size given as one number
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(
-                f"Model config '{path}' must be a list of {_kind(item)}s, got {type(value).__name__} {value!r}.")
-        if args[1] is not Ellipsis and len(value) != len(args):
-            raise ConfigError(f"Model config '{path}' must have {len(args)} items, got {len(value)}.")
-        return tuple(parse_value(v, item, f"{path}[{i}]", meta) for i, v in enumerate(value))
+            same = not fixed or len(set(args)) == 1
+            of = f" of {_KINDS[args[0]][1]}" if same and args[0] in _KINDS else ""
+            raise ConfigError(f"{label} '{path}' must be a list{of}, got {type(value).__name__} {value!r}.")
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{label} '{path}' must have {len(args)} items, got {len(value)}.")
+        items = args if fixed else (args[0],) * len(value)
+        return tuple(again(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, items)))
+    if hint is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"Model config '{path}' must be {_article(_kind(hint))}, got {type(value).__name__} {value!r}.")
+        raise ConfigError(f"{label} '{path}' must be {_KINDS[hint][0]}, got {type(value).__name__} {value!r}.")
     if "choices" in meta:
         check_choice(value, meta["choices"], path, "value")
     low, high = meta.get("min"), meta.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"between {low} and {high}" if low is not None and high is not None else (
             f">= {low}" if low is not None else f"<= {high}")
-        raise ConfigError(f"Model config '{path}' must be {bounds}, got {value}.")
+        raise ConfigError(f"{label} '{path}' must be {bounds}, got {value}.")
     return value
 
 
-def _kind(hint: Any) -> str:
-    return {bool: "bool", int: "int", float: "number", str: "string"}.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _article(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+# what a value of each type is called in messages: one, and a list of them
+_KINDS = {bool: ("true or false", "true/false values"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), str: ("a string", "strings")}
 
 
 def config_to_dict(cfg: Any) -> dict:

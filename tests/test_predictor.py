@@ -229,10 +229,12 @@ def test_close_is_idempotent_and_context_manager(tiny_artifacts):
         p.push(keypoints=_kp())
 
 
-def test_concurrent_pushes_on_different_streams(tiny_artifacts, synth_dir):
+@pytest.mark.parametrize("backend,atol", [("onnxruntime", 1e-5), ("native", 0.0)])  # native: same kernels, same bits
+def test_concurrent_pushes_on_different_streams(backend, atol, tiny_artifacts, synth_dir):
+    onnx = tiny_artifacts["pose"]["onnx"]
     clips = _clips(synth_dir, 4)
-    expected = {i: [x.logits for x in _push_clip(Predictor(tiny_artifacts["pose"]["onnx"]), c)] for i, c in enumerate(clips)}
-    shared = Predictor(tiny_artifacts["pose"]["onnx"])
+    expected = {i: [x.logits for x in _push_clip(Predictor(onnx, backend), c)] for i, c in enumerate(clips)}
+    shared = Predictor(onnx, backend)
     results, errors = {}, []
 
     def run(i):
@@ -248,7 +250,7 @@ def test_concurrent_pushes_on_different_streams(tiny_artifacts, synth_dir):
         t.join()
     assert not errors
     for i in expected:
-        np.testing.assert_allclose(np.stack(results[i]), np.stack(expected[i]), atol=1e-5)
+        np.testing.assert_allclose(np.stack(results[i]), np.stack(expected[i]), rtol=0, atol=atol)
 
 
 # --- the decision policy and the stride, on a scripted test double of a backend -------------

@@ -40,7 +40,7 @@ from typing import Any, Optional
 import yaml
 
 from edgeact.errors import ConfigError
-from edgeact.config import check_choice, did_you_mean
+from edgeact.config import did_you_mean, parse_value
 from edgeact.models.streaming import ModelConfig
 
 
@@ -312,41 +312,7 @@ def _unwrap_optional(hint: Any) -> Any:
 
 
 def _parse_value(value: Any, hint: Any, path: str, meta: Mapping) -> Any:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return None if value is None else _parse_value(value, _unwrap_optional(hint), path, meta)
-    if dataclasses.is_dataclass(hint):
-        return _parse_section(hint, value, path)
-    if hint is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"Config '{path}' must be a mapping, got {type(value).__name__} {value!r}.")
-        return copy.deepcopy(dict(value))
-    if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"Config '{path}' must be a list, got {type(value).__name__} {value!r}.")
-        if args[-1] is Ellipsis:
-            return tuple(_parse_value(v, args[0], f"{path}[{i}]", meta) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"Config '{path}' must have {len(args)} items, got {len(value)}.")
-        return tuple(_parse_value(v, a, f"{path}[{i}]", meta) for i, (v, a) in enumerate(zip(value, args)))
-    if hint is float and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
-        raise ConfigError(f"Config '{path}' must be {kind}, got {type(value).__name__} {value!r}.")
-    if "choices" in meta:
-        check_choice(value, meta["choices"], path, "value")
-    low, high = meta.get("min"), meta.get("max")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
-        raise ConfigError(f"Config '{path}' must be {bounds}, got {value}.")
-    return value
+    return parse_value(value, hint, path, meta, label="Config", section=_parse_section)
 
 
 def _plain(value: Any) -> Any:

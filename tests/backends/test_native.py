@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 
 import numpy as np
 import onnx
@@ -139,29 +138,6 @@ def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir)
         if t == 5:  # one stream alone in between: its state comes back from a batch split
             alone = batched.push(frames[0][t], keypoints=clips[0].noisy_keypoints[t], stream="extra")
             assert alone.frames_seen == 1
-
-
-def test_concurrent_pushes_on_different_streams(artifacts, synth_dir):
-    clips = _clips(synth_dir, 3)
-    expected = {i: [x.logits for x in _push_clip(Predictor(artifacts["pose_gru2"]["onnx"], "native"), c)]
-                for i, c in enumerate(clips)}
-    shared = Predictor(artifacts["pose_gru2"]["onnx"], "native")
-    results, errors = {}, []
-
-    def run(i):
-        try:
-            results[i] = [x.logits for x in _push_clip(shared, clips[i], stream=i)]
-        except Exception as exc:  # surfaced below: a failing thread must fail the test
-            errors.append(exc)
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(clips))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert not errors
-    for i in expected:
-        np.testing.assert_array_equal(np.stack(results[i]), np.stack(expected[i]))
 
 
 # -- the weights come from the artifact --------------------------------------------------------

@@ -23,7 +23,7 @@ def _with(**changes):
     (_with(inputs=["frame"]), "Unknown input 'frame' for 'inputs'. Did you mean 'frames'? "
                               "Valid choices: frames, keypoints."),
     (_with(inputs=[]), "Model config 'inputs' must be a non-empty list of 'frames' and/or 'keypoints', got []."),
-    (_with(num_classes="12"), "Model config 'num_classes' must be an int, got str '12'."),
+    (_with(num_classes="12"), "Model config 'num_classes' must be an integer, got str '12'."),
     (_with(num_classes=0), "Model config 'num_classes' must be >= 1, got 0."),
     (_with(encoder={"name": "tsm_mobilenetv2"}), "Unknown encoder 'tsm_mobilenetv2' for 'encoder.name'. Did you mean "
                                                  "'tsm_mobilenet_v2'? Valid choices: tsm_mobilenet_v2, tsm_resnet18, "
@@ -38,7 +38,7 @@ def _with(**changes):
      "Model config 'encoder.size' must have 2 items, got 3."),
     (_with(encoder={"name": "tsm_mobilenet_v2", "size": 16}), "Model config 'encoder.size[0]' must be >= 32, got 16."),
     (_with(encoder={"name": "tsm_mobilenet_v2", "rgb_diff": "yes"}),
-     "Model config 'encoder.rgb_diff' must be a bool, got str 'yes'."),
+     "Model config 'encoder.rgb_diff' must be true or false, got str 'yes'."),
     (_with(head={"name": "lstm", "hiden": 256}), "Unknown key 'hiden' in model config section 'head'. Did you mean "
                                                  "'hidden'? Valid keys: bidirectional, dropout, hidden, layers, name."),
     (_with(head={"name": "lstm", "layers": 4}), "Model config 'head.layers' must be between 1 and 3, got 4."),
