@@ -30,6 +30,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         workers=args.workers,
         progress=None if args.quiet else _progress_printer("rendering clips"),
+        **({} if args.early_cue is None else {"early_cue": args.early_cue}),
     )
     elapsed = time.perf_counter() - started
     print(f"wrote {args.clips} clips to {out} in {elapsed:.1f} s")
@@ -143,6 +144,12 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=112, help="frame height and width in pixels")
     synth.add_argument("--classes", nargs="+", default=None, help="class names to generate (default: all)")
     synth.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    synth.add_argument(
+        "--early-cue",
+        type=float,
+        default=None,
+        help="0..1 (default 0.5): how much the beginning a group's classes share hints at the class (0: not at all)",
+    )
     synth.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     synth.add_argument("--quiet", action="store_true", help="no progress output")
     synth.set_defaults(func=_cmd_data_synth)

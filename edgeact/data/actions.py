@@ -3,8 +3,15 @@
 Each group has a *prefix* that keys both figures up to the divergence phase ``d`` (drawn per
 clip, 0.35..0.45 of the action) and pins every parameter there; each class then keys only
 phases after ``d``. The prefix draws from its own random stream and the class from another,
-so for one clip seed the three classes of a group produce identical poses up to ``d``:
-early frames carry no information about the class, only about the group.
+so for one clip seed the three classes of a group follow the same prefix up to ``d``.
+
+How much the prefix tells about the class is set by the *early cue* ``cue`` in [-1, 1]: the
+class's place in its group (-1, 0, +1) times the generator's ``early_cue`` strength. Each
+prefix shifts one or two of its drawn parameters by ``cue`` times half their random range, the
+way a real punch is wound up a little differently from a handshake, so the classes' prefix
+distributions overlap: with strength 0.5 an ideal observer of that parameter alone is right
+about half the time within a group (chance: a third). The draws themselves never depend on the
+class, so with strength 0 the three prefixes are identical, frame for frame.
 
 Angles are degrees (see :data:`edgeact.data.skeleton.REST_POSE`); distances are body units.
 """
@@ -49,11 +56,14 @@ class Cast:
         self.b.key(u, x=self.b.at("x", u) + (1.0 - a_share) * walk)
 
 
+DEFAULT_EARLY_CUE = 0.5
+
 Step = Callable[[Cast, np.random.Generator], None]
+Prefix = Callable[[Cast, np.random.Generator, float], None]  # the last argument is the early cue
 
 
 # -- two people approach, A reaches out: handshake / punch / push ---------------------------
-def _reach_prefix(c: Cast, rng: np.random.Generator) -> None:
+def _reach_prefix(c: Cast, rng: np.random.Generator, cue: float) -> None:
     c.gap0 = rng.uniform(1.2, 1.45)  # closer than "approach" starts: the groups differ from frame 0
     mid = rng.uniform(0.8, 0.95)
     share = rng.uniform(0.4, 0.6)
@@ -62,7 +72,7 @@ def _reach_prefix(c: Cast, rng: np.random.Generator) -> None:
     c.a.key(c.d, x=(c.gap0 - mid) * share)
     c.b.key(c.d, x=(c.gap0 - mid) * (1.0 - share))
     c.a.key(c.pre(rng.uniform(0.3, 0.55)), rsh=6.0, rel=10.0, lean=0.0)
-    c.a.key(c.d, rsh=rng.uniform(40, 60), rel=rng.uniform(30, 50), lean=rng.uniform(0, 6))
+    c.a.key(c.d, rsh=rng.uniform(40, 60) + 10 * cue, rel=rng.uniform(30, 50), lean=rng.uniform(0, 6) + 3 * cue)
 
 
 def _handshake(c: Cast, rng: np.random.Generator) -> None:
@@ -115,10 +125,10 @@ def _push(c: Cast, rng: np.random.Generator) -> None:
 
 
 # -- A walks up to B, who stands: point / kick / hug -----------------------------------------
-def _approach_prefix(c: Cast, rng: np.random.Generator) -> None:
+def _approach_prefix(c: Cast, rng: np.random.Generator, cue: float) -> None:
     c.gap0 = rng.uniform(1.6, 1.85)
     c.a.key(c.pre(rng.uniform(0.05, 0.2)), x=0.0)
-    c.a.key(c.d, x=c.gap0 - rng.uniform(0.95, 1.1))
+    c.a.key(c.d, x=c.gap0 - rng.uniform(0.95, 1.1) + 0.075 * cue)  # how far A walks
 
 
 def _point(c: Cast, rng: np.random.Generator) -> None:
@@ -160,8 +170,8 @@ def _hug(c: Cast, rng: np.random.Generator) -> None:
 
 
 # -- one person (front view) raises both arms: wave one hand / wave both hands / clap -------
-def _raise_prefix(c: Cast, rng: np.random.Generator) -> None:
-    lift = rng.uniform(55, 80)
+def _raise_prefix(c: Cast, rng: np.random.Generator, cue: float) -> None:
+    lift = rng.uniform(55, 80) + 12.5 * cue
     c.a.key(c.pre(rng.uniform(0.1, 0.3)), rsh=6.0, lsh=6.0, rel=10.0, lel=10.0)
     c.a.key(c.d, rsh=lift + rng.normal(0, 4), lsh=lift + rng.normal(0, 4),
             rel=rng.uniform(10, 35), lel=rng.uniform(10, 35))  # fmt: skip
@@ -207,12 +217,12 @@ def _clap(c: Cast, rng: np.random.Generator) -> None:
 
 
 # -- one person (profile) lowers the body: sit down / bend / jump ---------------------------
-def _lower_prefix(c: Cast, rng: np.random.Generator) -> None:
+def _lower_prefix(c: Cast, rng: np.random.Generator, cue: float) -> None:
     hip, knee = rng.uniform(18, 30), rng.uniform(35, 50)
     arms = rng.uniform(15, 35)
     c.a.key(c.pre(rng.uniform(0.15, 0.35)), rhip=0.0, lhip=0.0, rkn=0.0, lkn=0.0, lean=0.0)
     c.a.key(c.d, rhip=hip + rng.normal(0, 2), lhip=hip + rng.normal(0, 2), rkn=-knee, lkn=-knee,
-            lean=rng.uniform(10, 22), rsh=arms, lsh=arms, rel=rng.uniform(15, 35))  # fmt: skip
+            lean=rng.uniform(10, 22) + 6 * cue, rsh=arms, lsh=arms, rel=rng.uniform(15, 35))  # fmt: skip
 
 
 def _sit_down(c: Cast, rng: np.random.Generator) -> None:
@@ -255,9 +265,13 @@ def _jump(c: Cast, rng: np.random.Generator) -> None:
 class Group:
     name: str
     classes: dict[str, Step]
-    prefix: Step
+    prefix: Prefix
     two_person: bool
     front: bool  # front view; otherwise profile
+
+    def cue(self, class_name: str) -> float:
+        """The class's place in the group, -1, 0 or +1: the sign and size of its early cue."""
+        return float(list(self.classes).index(class_name) - 1)
 
 
 GROUPS = (

@@ -101,6 +101,12 @@ def check_fps(fps: object) -> float:
     return float(fps)
 
 
+def check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0.0 <= value <= 1.0):
+        raise InputError(f"{name} must be a number from 0 to 1; got {value!r}.")
+    return float(value)
+
+
 def check_codec(codec: object) -> str:
     if codec not in CODECS:
         raise InputError(f"Unknown codec {codec!r}{did_you_mean(str(codec), CODECS)} Valid codecs: {', '.join(CODECS)}.")

@@ -2,8 +2,9 @@
 
 Every random choice comes from one of five streams derived from (dataset seed, clip index)
 with numpy's SeedSequence, so a clip is the same whichever process renders it. Only the
-``CLASS`` stream and the class's own keys depend on the label; everything else, including
-the scene, the timing and the shared prefix, is identical for the three classes of a group.
+``CLASS`` stream, the class's own keys and the early cue depend on the label; everything else,
+including the scene, the timing and the prefix's random draws, is the same for the three classes
+of a group.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeact.data.actions import GROUP_OF, Cast
+from edgeact.data.actions import DEFAULT_EARLY_CUE, GROUP_OF, Cast
 from edgeact.data.figure import Look, draw_person, fixed_point
 from edgeact.data.motion import Motion, add_gait, add_sway
 from edgeact.data.pose_noise import noisy_view
@@ -88,8 +89,14 @@ def _place(cast: Cast, u: np.ndarray, size: int, front: bool, rng: np.random.Gen
     return _Placed(joints, heads, h, ground, mirrored)
 
 
-def make_clip(seed: int, index: int, class_name: str, size: int, frame_range: tuple[int, int]) -> ClipData:
-    """Render clip ``index`` of the dataset with ``seed``, performing ``class_name``."""
+def make_clip(
+    seed: int, index: int, class_name: str, size: int, frame_range: tuple[int, int], early_cue: float = DEFAULT_EARLY_CUE
+) -> ClipData:
+    """Render clip ``index`` of the dataset with ``seed``, performing ``class_name``.
+
+    ``early_cue`` (0..1) scales how much the shared prefix hints at the class (see
+    :mod:`edgeact.data.actions`); at 0 the classes of a group are identical up to the divergence.
+    """
     rng = clip_rngs(seed, index)
     scene_rng = rng[SCENE]
     group = GROUP_OF[class_name]
@@ -100,7 +107,7 @@ def make_clip(seed: int, index: int, class_name: str, size: int, frame_range: tu
     bodies = [Body.sample(scene_rng) for _ in range(persons)]
     looks = [Look.sample(scene_rng, group.front) for _ in range(persons)]
     cast = Cast(Motion(), Motion() if persons == 2 else None, bodies[0], bodies[1] if persons == 2 else None, d)
-    group.prefix(cast, rng[PREFIX])
+    group.prefix(cast, rng[PREFIX], early_cue * group.cue(class_name))
     for m in (cast.a, cast.b):
         if m is not None:
             m.pin(d)

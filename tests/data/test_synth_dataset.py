@@ -28,6 +28,7 @@ def test_manifest_fields(small_dataset):
     assert m["format"] == "edgeact-synth" and m["format_version"] == 1
     assert m["generator"]["name"] == "edgeact.data.synth"
     assert m["generator"]["version"] == GENERATOR_VERSION
+    assert m["generator"]["early_cue"] == 0.5  # the default
     assert m["classes"] == list(CLASS_NAMES)
     assert m["groups"] == {g: list(c) for g, c in CLASS_GROUPS.items()}
     assert m["seed"] == 7 and m["fps"] == 30.0 and m["frame_size"] == [64, 64] and m["frame_range"] == [32, 48]
@@ -158,7 +159,7 @@ def test_noisy_view_differs_from_truth_but_stays_close(small_dataset):
 
 @pytest.mark.parametrize("group", list(CLASS_GROUPS))
 def test_classes_of_a_group_share_their_beginning(group):
-    clips = {name: make_clip(21, 4, name, 48, (40, 60)) for name in CLASS_GROUPS[group]}
+    clips = {name: make_clip(21, 4, name, 48, (40, 60), early_cue=0.0) for name in CLASS_GROUPS[group]}
     first = next(iter(clips.values()))
     d = first.divergence
     assert 0.25 * len(first.frames) < d
@@ -227,3 +228,26 @@ def test_bad_manifests(tmp_path, text, message):
     with pytest.raises(DatasetError) as info:
         open_dataset(tmp_path)
     assert str(info.value) == message.replace("{path}", str(path))
+
+
+@pytest.mark.parametrize("group", list(CLASS_GROUPS))
+def test_the_early_cue_hints_at_the_class_before_the_divergence(group):
+    names = CLASS_GROUPS[group]
+    plain = {name: make_clip(21, 4, name, 48, (40, 60), early_cue=0.0) for name in names}
+    cued = {name: make_clip(21, 4, name, 48, (40, 60), early_cue=0.5) for name in names}
+    d = plain[names[0]].divergence
+    start = plain[names[0]].action_start
+    for name in names:
+        assert cued[name].divergence == d and cued[name].action_start == start
+        # the scene and the idle lead-in are untouched; only the figures' prefix moves
+        assert cued[name].keypoints[: start + 1].tobytes() == plain[name].keypoints[: start + 1].tobytes()
+    # the middle class of a group carries no cue, so its clip is the one without a cue
+    middle = names[1]
+    assert cued[middle].keypoints.tobytes() == plain[middle].keypoints.tobytes()
+    for name in (names[0], names[2]):
+        moved = np.abs(cued[name].keypoints[:d, :, :, :2] - plain[name].keypoints[:d, :, :, :2]).max()
+        assert 0.2 < moved < 0.05 * 48, name  # visible, but a small part of the frame
+    # the two outer classes lean opposite ways, so they differ more than either does from the middle
+    outer = np.abs(cued[names[0]].keypoints[:d] - cued[names[2]].keypoints[:d]).max()
+    inner = np.abs(cued[names[0]].keypoints[:d] - cued[middle].keypoints[:d]).max()
+    assert outer > inner > 0
