@@ -48,7 +48,7 @@ from edgeact.train.augment import ClipAugmenter
 from edgeact.train.config import Stage, TrainConfig
 from edgeact.train.data import (BucketBatchSampler, ClipStore, TrainClips, choose_labeled, collate, forward_exact,
                                 sampling_stride)
-from edgeact.train.evaluate import RATIOS, evaluate_offline, evaluate_stream
+from edgeact.train.evaluate import evaluate_offline, evaluate_stream
 from edgeact.train.losses import FeatureProjection, Objective
 from edgeact.train.report import plot_accuracy, write_json
 
