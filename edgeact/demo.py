@@ -9,6 +9,7 @@ The streaming part needs no torch.
 
 from __future__ import annotations
 
+import importlib.resources
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from edgeact.data import open_dataset
 from edgeact.data.sampling import observation_cutoff
 from edgeact.data.skeleton import LIMBS
 from edgeact.data.video import CODECS, write_video
+from edgeact.errors import ConfigError
 from edgeact.predictor import DecisionPolicy, Prediction, Predictor
 
 RATIOS = [round(0.1 * i, 1) for i in range(1, 11)]
@@ -131,7 +133,20 @@ def summarise(results: list[ClipResult]) -> str:
     return "\n".join(lines)
 
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "synth_pose.yaml"
+def bundled_config(name: str) -> Path:
+    """A config from ``configs/``: installed inside the package by a wheel install, or the
+    source tree's when edgeact runs from a clone (editable install)."""
+    package = Path(__file__).resolve().parent
+    candidates = [package / "configs" / name, package.parent / "configs" / name]
+    try:  # an editable install may keep the installed copy outside the source tree
+        candidates.append(Path(str(importlib.resources.files("edgeact").joinpath("configs", name))))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"Config {name!r} is not installed with edgeact (looked in "
+                      f"{', '.join(str(p.parent) for p in candidates)}); reinstall edgeact or pass --model.")
 
 
 def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: int = 15) -> Path:
@@ -143,8 +158,9 @@ def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: int = 15)
     run_dir = Path(run_dir)
     student = run_dir / "student.pt"
     if not student.is_file():
-        print(f"[2/4] training teacher and student ({DEMO_CONFIG.name}, {epochs} epochs each) into {run_dir}")
-        cfg = load_config(DEMO_CONFIG, [f"teacher.epochs={epochs}", f"student.epochs={epochs}"])
+        config = bundled_config("synth_pose.yaml")
+        print(f"[2/4] training teacher and student ({config.name}, {epochs} epochs each) into {run_dir}")
+        cfg = load_config(config, [f"teacher.epochs={epochs}", f"student.epochs={epochs}"])
         started = time.perf_counter()
         train(cfg, data, run_dir, quiet=True)
         print(f"      trained in {time.perf_counter() - started:.0f} s; metrics in {run_dir / 'metrics.json'}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
+import pytest
 
 from edgeact import demo
 from edgeact.cli import main
@@ -30,3 +33,14 @@ def test_demo_cli_with_a_given_model(tiny_artifacts, synth_dir, tmp_path, capsys
     assert code == 0
     assert "[4/4] streaming test clips" in capsys.readouterr().out
     assert not (tmp_path / "demo.avi").exists()
+
+
+def test_the_demo_config_is_found_and_a_missing_one_named():
+    from edgeact.demo import bundled_config
+    from edgeact.errors import ConfigError
+
+    path = bundled_config("synth_pose.yaml")
+    assert path.read_text() == (Path(__file__).parent.parent / "configs" / "synth_pose.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"^Config 'nope\.yaml' is not installed with edgeact \(looked in .*\); "
+                                          r"reinstall edgeact or pass --model\.$"):
+        bundled_config("nope.yaml")
