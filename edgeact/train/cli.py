@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="sample N segments per clip (M3 research models) instead of every spec.stride-th frame")
     ev.add_argument("--keypoints", default="noisy_keypoints", choices=("noisy_keypoints", "keypoints"),
                     help="keypoint view of the dataset (default: noisy_keypoints)")
+    ev.add_argument("--per-clip", action="store_true", help="also list every clip's prediction at each ratio")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
 
@@ -79,7 +80,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}.")
     metrics = evaluate_model(args.model, args.data, split=args.split, backend=args.backend, device=args.device,
                              threads=args.threads, batch_size=args.batch_size, segments=args.segments,
-                             keypoints=args.keypoints, progress=not args.quiet and sys.stderr.isatty())
+                             keypoints=args.keypoints, progress=not args.quiet and sys.stderr.isatty(),
+                             per_clip=args.per_clip)
     print(f"{metrics['model']} on {args.split} ({metrics['backend']} backend):")
     print(format_table(metrics))
     if args.out:

@@ -119,11 +119,12 @@ def evaluate_offline(model: StreamingModel, store: ClipStore, spec: ModelSpec, c
 def evaluate_model(model: str | Path, data: str | Path, *, split: str = "test", backend: str = "auto",
                    device: str = "cpu", threads: Optional[int] = None, batch_size: int = 32,
                    segments: Optional[int] = None, keypoints: str = "noisy_keypoints",
-                   progress: bool = False) -> dict:
+                   progress: bool = False, per_clip: bool = False) -> dict:
     """Streaming evaluation of a deployable artifact on a dataset split (``edgeact eval``).
 
     Frames are sampled as the artifact declares (every ``spec.stride``-th frame, what the
-    Predictor does) unless ``segments`` asks for M3's N-segment sampling.
+    Predictor does) unless ``segments`` asks for M3's N-segment sampling. With ``per_clip``
+    the metrics also list every clip: ``{"id", "label", "predictions": [class at each ratio]}``.
     """
     from edgeact.backends import load_backend
     from edgeact.data import open_dataset
@@ -141,7 +142,8 @@ def evaluate_model(model: str | Path, data: str | Path, *, split: str = "test", 
             raise DatasetError(f"{model} predicts the classes {list(spec.classes)}, but {data} has "
                                f"{list(dataset.classes)}; evaluate a model on the dataset it was trained for.")
         sampling = Sampling(mode="segments", segments=segments) if segments else Sampling(stride=spec.stride)
-        store = ClipStore(dataset.split(split), keypoint_view=keypoints, keypoint_spec=spec.keypoints)
+        clips = dataset.split(split)
+        store = ClipStore(clips, keypoint_view=keypoints, keypoint_spec=spec.keypoints)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -156,6 +158,9 @@ def evaluate_model(model: str | Path, data: str | Path, *, split: str = "test", 
         metrics = result.metrics()
         metrics.update(model=str(model), data=str(data), split=split, backend=runner.name,
                        sampling=asdict(sampling), keypoints=keypoints, seconds=time.perf_counter() - started)
+        if per_clip:
+            metrics["clips"] = [{"id": clip.clip_id, "label": int(label), "predictions": row.tolist()}
+                                for clip, label, row in zip(clips, result.labels, result.predictions)]
     finally:
         runner.close()
     return metrics

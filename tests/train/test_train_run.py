@@ -85,6 +85,18 @@ def test_eval_torch_equals_onnxruntime(fusion_run, tiny_data, tmp_path):
     np.testing.assert_allclose(logits[0], logits[1], atol=1e-4, rtol=0)
 
 
+def test_eval_per_clip_lists_every_clip_consistently(fusion_run, tiny_data, tmp_path):
+    out = tmp_path / "per_clip.json"
+    assert edgeact("eval", "--model", fusion_run / "student.pt", "--data", tiny_data, "--out", out,
+                   "--quiet", "--per-clip") == 0
+    metrics = json.loads(out.read_text())
+    clips = metrics["clips"]
+    assert [c["id"] for c in clips] == [c.clip_id for c in open_dataset(tiny_data).split("test")]
+    assert len(clips) == metrics["num_clips"]
+    correct = np.array([[p == c["label"] for p in c["predictions"]] for c in clips])  # [N,R]
+    np.testing.assert_allclose(correct.mean(0), metrics["accuracy"], rtol=0, atol=1e-12)
+
+
 def test_streaming_evaluation_equals_offline(fusion_run, tiny_data):
     dataset = open_dataset(tiny_data)
     backend = load_backend(fusion_run / "student.pt", backend="torch")
