@@ -169,6 +169,18 @@ class Losses:
 
 
 @dataclass(frozen=True)
+class FrameWarmup:
+    """Per-frame classification of the RGB encoder before the sequence stage, for training from
+    scratch (edgeact.train.frame_warmup); 0 epochs (the default) skips it."""
+
+    epochs: int = field(default=0, metadata={"min": 0})
+    frames_per_clip: int = field(default=4, metadata={"min": 1})  # drawn anew each epoch
+    from_ratio: float = field(default=0.5, metadata={"min": 0.0, "max": 0.95})  # frames from here to the end
+    batch_size: int = field(default=64, metadata={"min": 1})
+    lr: float = field(default=0.002, metadata={"min": 0.0})  # AdamW, cosine to 0; weight decay from the stage
+
+
+@dataclass(frozen=True)
 class Stage:
     model: dict
     epochs: int = field(default=10, metadata={"min": 1})
@@ -180,6 +192,7 @@ class Stage:
     # ImageNet / Kinetics weights for the frame encoder(s), a torchvision or timm state dict on
     # disk (edgeact.models.load_pretrained); loaded before the first epoch
     pretrained: Optional[str] = None
+    frame_warmup: FrameWarmup = field(default_factory=FrameWarmup)
 
 
 @dataclass(frozen=True)

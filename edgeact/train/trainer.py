@@ -49,6 +49,7 @@ from edgeact.train.config import Stage, TrainConfig
 from edgeact.train.data import (BucketBatchSampler, ClipStore, TrainClips, choose_labeled, collate, forward_exact,
                                 sampling_stride)
 from edgeact.train.evaluate import evaluate_offline, evaluate_stream
+from edgeact.train.frame_warmup import warm_up_frames
 from edgeact.train.losses import FeatureProjection, Objective
 from edgeact.train.report import plot_accuracy, write_json
 
@@ -125,7 +126,7 @@ class _StageRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        return {key: state[key] for key in ("epoch", "history", "best", "elapsed")}
+        return {key: state[key] for key in ("epoch", "history", "best", "elapsed", "frame_warmup") if key in state}
 
 
 class _WithProjection(nn.Module):
@@ -234,9 +235,12 @@ class Trainer:
     def _run_stage(self, name: str, stage: Stage, teacher: Optional[StreamingModel], state: Optional[dict],
                    done: dict) -> Optional[StageResult]:
         """Train one stage from scratch or from ``state``; None when this call's epochs ran out."""
-        run = self._setup_stage(name, stage, teacher)
+        resuming = state is not None and state.get("stage") == name
+        run, warmup = self._setup_stage(name, stage, teacher, warm_up=not resuming)
         progress = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0}
-        if state is not None and state.get("stage") == name:
+        if warmup:  # its time counts as the stage's training time
+            progress.update(frame_warmup=warmup, elapsed=warmup[-1]["seconds"])
+        if resuming:
             progress = run.restore(state)
             log.info("resuming %s at epoch %d/%d", name, progress["epoch"] + 1, stage.epochs)
         for epoch in range(progress["epoch"], stage.epochs):
@@ -264,12 +268,27 @@ class Trainer:
                 self._epochs_left -= 1
         return self._finish_stage(stage, run.model, progress)
 
-    def _setup_stage(self, name: str, stage: Stage, teacher: Optional[StreamingModel]) -> "_StageRun":
+    def _setup_stage(self, name: str, stage: Stage, teacher: Optional[StreamingModel], *,
+                     warm_up: bool = True) -> tuple["_StageRun", list[dict]]:
+        """The stage's model, data and optimizer, and the frame warm-up's rows per epoch;
+        ``warm_up`` runs the warm-up (not when resuming: the restored weights replace the model's)."""
         model = self._build(name)
         if stage.pretrained:
             dropped = load_pretrained(model, stage.pretrained)
             log.info("%s: frame encoder initialised from %s (dropped %d classifier keys)", name, stage.pretrained,
                      len(dropped))
+        # the teacher learns from labeled clips only; the student sees every clip
+        subset = np.arange(len(self.train_store)) if name == "student" else np.flatnonzero(self.labeled)
+        warmup: list[dict] = []
+        if warm_up and stage.frame_warmup.epochs > 0:
+            if model.rgb is None:
+                raise ConfigError(f"{name}.frame_warmup needs a frame encoder, but the {name} model reads "
+                                  f"{', '.join(model.config.inputs)} only; remove {name}.frame_warmup.")
+            warmup = warm_up_frames(
+                model.rgb, model.num_classes, stage.frame_warmup, train=self.train_store,
+                clips=np.intersect1d(subset, np.flatnonzero(self.labeled)), val=self.val_store,
+                spec=self.spec.frames, augmenter=self.augmenter, weight_decay=stage.optimizer.weight_decay,
+                seed=self.cfg.seed * 1000 + STAGES.index(name), label=name)
         if teacher is not None:
             teacher.eval()
         projection = None
@@ -278,8 +297,6 @@ class Trainer:
         module: nn.Module = _WithProjection(model, projection)
         if self.dist.world > 1:
             module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=_may_skip_parameters(stage, model))
-        # the teacher learns from labeled clips only; the student sees every clip
-        subset = np.arange(len(self.train_store)) if name == "student" else np.flatnonzero(self.labeled)
         stream = STAGES.index(name)
         clips = TrainClips(self.train_store, self.spec, self.sampling, labeled=self.labeled,
                            augmenter=self.augmenter, seed=self.cfg.seed, stream=stream)
@@ -292,7 +309,7 @@ class Trainer:
         run = _StageRun(model, projection, module, Objective(stage.losses), sampler, loader, optimizer,
                         _scheduler(stage, optimizer, len(sampler)))
         self._log_stage(name, stage, run, len(subset))
-        return run
+        return run, warmup
 
     def _finish_stage(self, stage: Stage, model: StreamingModel, progress: dict) -> StageResult:
         """Load the selected epoch's weights; the stage summary for checkpoints and metrics."""
@@ -306,6 +323,8 @@ class Trainer:
                    "val_auc": chosen["auc"] if chosen else last_val.get("val_auc"),
                    "val_accuracy": chosen["accuracy"] if chosen else last_val.get("val_accuracy"),
                    "history": history}
+        if progress.get("frame_warmup"):
+            summary["frame_warmup"] = progress["frame_warmup"]
         model.eval()
         return StageResult(model, summary)
 
