@@ -171,7 +171,9 @@ class Losses:
 @dataclass(frozen=True)
 class FrameWarmup:
     """Per-frame classification of the RGB encoder before the sequence stage, for training from
-    scratch (edgeact.train.frame_warmup); 0 epochs (the default) skips it."""
+    scratch (edgeact.train.frame_warmup); 0 epochs (the default) skips it. Frames are augmented
+    as ``data.augment`` says. The RGB-difference stream's encoder (``encoder.rgb_diff``) is not
+    warmed up."""
 
     epochs: int = field(default=0, metadata={"min": 0})
     frames_per_clip: int = field(default=4, metadata={"min": 1})  # drawn anew each epoch
