@@ -33,7 +33,7 @@ def test_set_unknown_key_suggests_the_close_one():
         apply_overrides(MINIMAL, ["student.optimiser.lr=0.1"])
     assert str(err.value) == ("--set student.optimiser.lr=0.1: unknown key 'optimiser' in student. Did you mean "
                               "'optimizer'? Valid keys: model, epochs, batch_size, optimizer, losses, select, val_every, "
-                              "pretrained.")
+                              "pretrained, frame_warmup.")
     with pytest.raises(ConfigError, match=r"unknown key 'sed' in the top level\. Did you mean 'seed'\?"):
         apply_overrides(MINIMAL, ["sed=1"])
 
