@@ -179,8 +179,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo", help="working directory (default: ./demo)")
     demo.add_argument("--model", help="stream this model (.onnx/.pt) instead of training one")
     demo.add_argument("--data", help="dataset directory to stream (default: generated into --out)")
-    demo.add_argument("--clips", type=int, default=360, help="clips to generate when --data is not given")
-    demo.add_argument("--epochs", type=int, default=15, help="training epochs of teacher and student")
+    demo.add_argument("--clips", type=int, default=600, help="clips to generate when --data is not given")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="training epochs of teacher and student (default: the config's, 40)")
     demo.add_argument("--backend", default="auto", help="Predictor backend (default: by file type)")
     demo.add_argument("--threshold", type=float, default=0.8, help="decision probability threshold")
     demo.add_argument("--max-clips", type=int, default=24, help="test clips to stream")

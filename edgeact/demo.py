@@ -13,6 +13,7 @@ import importlib.resources
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -149,7 +150,7 @@ def bundled_config(name: str) -> Path:
                       f"{', '.join(str(p.parent) for p in candidates)}); reinstall edgeact or pass --model.")
 
 
-def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: int = 15) -> Path:
+def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: Optional[int] = None) -> Path:
     """Train the pose student (with its teacher) on ``data`` and export its verified step graph."""
     from edgeact.export import export_onnx
     from edgeact.train.config import load_config
@@ -159,8 +160,10 @@ def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: int = 15)
     student = run_dir / "student.pt"
     if not student.is_file():
         config = bundled_config("synth_pose.yaml")
-        print(f"[2/4] training teacher and student ({config.name}, {epochs} epochs each) into {run_dir}")
-        cfg = load_config(config, [f"teacher.epochs={epochs}", f"student.epochs={epochs}"])
+        overrides = [] if epochs is None else [f"teacher.epochs={epochs}", f"student.epochs={epochs}"]
+        cfg = load_config(config, overrides)
+        print(f"[2/4] training teacher ({cfg.teacher.epochs} epochs) and student ({cfg.student.epochs} epochs), "
+              f"{config.name}, into {run_dir}")
         started = time.perf_counter()
         train(cfg, data, run_dir, quiet=True)
         print(f"      trained in {time.perf_counter() - started:.0f} s; metrics in {run_dir / 'metrics.json'}")
