@@ -10,21 +10,12 @@ import pytest
 
 from edgeact import InputError, InputTypeError, Predictor, StreamError
 from edgeact.backends.base import Backend
-from edgeact.data import open_dataset
 from edgeact.predictor import DecisionPolicy
 from edgeact.spec import KeypointSpec, ModelSpec, TensorSpec
 
-LOOSE = DecisionPolicy(threshold=0.15, consecutive=2)  # untrained test models are unsure
-
-
-def _clips(synth_dir, n=4):
-    ds = open_dataset(synth_dir)
-    return [clip for split in ("test", "val", "train") for clip in ds.split(split)][:n]
-
-
-def _push_clip(p: Predictor, clip, stream="default"):
-    frames, kps = clip.frames(), clip.noisy_keypoints
-    return [p.push(f, keypoints=k, stream=stream) for f, k in zip(frames, kps)]
+from tests.streaming import LOOSE, assert_same_predictions
+from tests.streaming import clips as _clips
+from tests.streaming import push_clip as _push_clip
 
 
 @pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "gru"])
@@ -32,17 +23,7 @@ def test_onnxruntime_matches_torch_over_whole_clips(kind, tiny_artifacts, synth_
     ort = Predictor(tiny_artifacts[kind]["onnx"], policy=LOOSE)
     ref = Predictor(tiny_artifacts[kind]["pt"], policy=LOOSE)
     assert (ort.backend, ref.backend) == ("onnxruntime", "torch")
-    worst, decisions = 0.0, 0
-    for clip in _clips(synth_dir):
-        a, b = _push_clip(ort, clip), _push_clip(ref, clip)
-        for pa, pb in zip(a, b):
-            worst = max(worst, float(np.abs(pa.logits - pb.logits).max()))
-            assert pa.index == pb.index
-            assert (pa.decided, pa.decision_index, pa.decision_frame) == (pb.decided, pb.decision_index, pb.decision_frame)
-        decisions += a[-1].decided
-        ort.reset(), ref.reset()
-    assert worst <= 1e-4
-    assert decisions > 0, "no clip reached a decision: the decision comparison tested nothing"
+    assert_same_predictions(ort, ref, _clips(synth_dir), atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["pose", "rgb"])

@@ -15,10 +15,11 @@ from edgeact import BackendError, ModelFormatError, Predictor
 from edgeact.backends import load_backend, resolve_backend
 from edgeact.backends.native import as_layers, find_frame_features
 from edgeact.data import open_dataset
-from edgeact.predictor import DecisionPolicy
+from tests.streaming import LOOSE, assert_same_predictions, max_logit_difference
+from tests.streaming import clips as _clips
+from tests.streaming import push_clip as _push_clip
 from tests.torchless import run_without_torch
 
-LOOSE = DecisionPolicy(threshold=0.15, consecutive=2)  # untrained test models are unsure
 TOLERANCE = 1e-5  # max abs logit difference per step, float32 throughout
 
 # Pose models beyond conftest's tiny ones: GRU and 3 layers, two people (placement and
@@ -53,23 +54,8 @@ def artifacts(tiny_artifacts, synth_dir, tmp_path_factory):
     return out
 
 
-def _clips(synth_dir, n=4):
-    ds = open_dataset(synth_dir)
-    return [clip for split in ("test", "val", "train") for clip in ds.split(split)][:n]
-
-
-def _push_clip(p: Predictor, clip, stream="default"):
-    return [p.push(f, keypoints=k, stream=stream) for f, k in zip(clip.frames(), clip.noisy_keypoints)]
-
-
 def _worst_against_torch(onnx_path, pt_path, clips) -> float:
-    native, ref = Predictor(onnx_path, "native", policy=LOOSE), Predictor(pt_path, policy=LOOSE)
-    worst = 0.0
-    for clip in clips:
-        for a, b in zip(_push_clip(native, clip), _push_clip(ref, clip)):
-            worst = max(worst, float(np.abs(a.logits - b.logits).max()))
-        native.reset(), ref.reset()
-    return worst
+    return max_logit_difference(Predictor(onnx_path, "native", policy=LOOSE), Predictor(pt_path, policy=LOOSE), clips)
 
 
 def _rewrite(path, tmp_path, *, edit_spec=None, edit_initializer=None):
@@ -97,18 +83,7 @@ def test_native_matches_torch_over_whole_clips(kind, artifacts, synth_dir):
     native = Predictor(artifacts[kind]["onnx"], "native", policy=LOOSE)
     ref = Predictor(artifacts[kind]["pt"], policy=LOOSE)
     assert (native.backend, ref.backend) == ("native", "torch")
-    worst, decisions = 0.0, 0
-    for clip in _clips(synth_dir):
-        a, b = _push_clip(native, clip), _push_clip(ref, clip)
-        for pa, pb in zip(a, b):
-            worst = max(worst, float(np.abs(pa.logits - pb.logits).max()))
-            assert pa.index == pb.index
-            assert (pa.decided, pa.decision_index, pa.decision_frame) == (
-                pb.decided, pb.decision_index, pb.decision_frame)
-        decisions += a[-1].decided
-        native.reset(), ref.reset()
-    assert worst <= TOLERANCE
-    assert decisions > 0, "no clip reached a decision: the decision comparison tested nothing"
+    assert_same_predictions(native, ref, _clips(synth_dir), atol=TOLERANCE)
 
 
 def test_people_in_any_order_match_torch(artifacts, synth_dir):
