@@ -30,7 +30,7 @@ from edgeact.preprocess import preprocess_frames
 from edgeact.spec import FrameSpec
 from edgeact.train.data import ClipStore
 
-log = logging.getLogger("edgeact.train")
+log = logging.getLogger("edgeact.train.epoch")  # a line per epoch, like the trainer's epoch lines
 
 
 def frame_picks(store: ClipStore, clips: np.ndarray, cfg: FrameWarmup, rng: np.random.Generator) -> np.ndarray:

@@ -11,7 +11,7 @@ Run directory:
     last.pt                  resume state: weights, optimizer, scheduler, RNG, history
     metrics.json             test metrics of the student (streaming, torch backend) + teacher (offline)
     accuracy.png             accuracy vs observation ratio, student vs teacher
-    train.log                one line per epoch
+    train.log                one line per epoch, and per stage
 
 Reproducibility: the seed fixes each stage's initialisation (seeded from (seed, stage), so a
 student starts from the same weights with or without a teacher before it), every data draw
@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -54,6 +54,11 @@ from edgeact.train.losses import FeatureProjection, Objective
 from edgeact.train.report import plot_accuracy, write_json
 
 log = logging.getLogger("edgeact.train")
+# the lines of each epoch (and frame warm-up epoch): a child, so progress="stages" can leave
+# them out of the console while train.log keeps them
+epoch_log = logging.getLogger("edgeact.train.epoch")
+Progress = Literal["epochs", "stages"]
+PROGRESS = ("epochs", "stages")
 
 STATE_FORMAT = "edgeact.train-state/1"
 STAGES = ("teacher", "student")
@@ -144,7 +149,7 @@ class _WithProjection(nn.Module):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: str | Path, out: str | Path, *, threads: Optional[int] = None,
-                 quiet: bool = False):
+                 quiet: bool = False, progress: Progress = "epochs"):
         self.cfg = cfg
         self.data_path = Path(data)
         self.paths = RunPaths(Path(out))
@@ -176,7 +181,7 @@ class Trainer:
         joints = self.spec.keypoints.joints if self.spec.keypoints else None
         self.augmenter = ClipAugmenter(augment, frames=self.spec.frames is not None,
                                        joints=joints) if augment.enabled else None
-        self._bar_enabled = not quiet and sys.stderr.isatty() and self.dist.main
+        self._bar_enabled = not quiet and progress == "epochs" and sys.stderr.isatty() and self.dist.main
 
     # ----------------------------------------------------------------------------- models
     def _model_dict(self, stage: str) -> dict:
@@ -261,12 +266,16 @@ class Trainer:
             row["seconds"] = progress["elapsed"]
             progress["history"].append(row)
             progress["epoch"] = epoch + 1
-            self._log_epoch(name, stage, row)
+            self._log_epoch(name, stage, row, _time_left(progress, stage.epochs))
             if self.dist.main:
                 self._save_state({"stage": name, "done": done, **run.snapshot(), **progress})
             if self._epochs_left is not None:
                 self._epochs_left -= 1
-        return self._finish_stage(stage, run.model, progress)
+        result = self._finish_stage(stage, run.model, progress)
+        summary = result.summary
+        log.info("%s: done in %.0f s, val AUC %.4f (epoch %d/%d)", name, summary["seconds"], summary["val_auc"],
+                 summary["selected_epoch"], stage.epochs)
+        return result
 
     def _setup_stage(self, name: str, stage: Stage, teacher: Optional[StreamingModel], *,
                      warm_up: bool = True) -> tuple["_StageRun", list[dict]]:
@@ -419,8 +428,8 @@ class Trainer:
         params = sum(p.numel() for p in run.model.parameters())
         extra = (f", feature-KD projection {sum(p.numel() for p in run.projection.parameters())} params"
                  if run.projection is not None else "")
-        log.info("%s: %s, %d params%s; %d training clips, %d ranks", name, run.model.describe()["architecture"],
-                 params, extra, clips, self.dist.world)
+        log.info("%s: %s, %d params%s; %d epochs on %d training clips, %d ranks", name,
+                 run.model.describe()["architecture"], params, extra, stage.epochs, clips, self.dist.world)
         unlabeled = int((~self.labeled).sum())
         if name == "student" and unlabeled:
             uses = "distillation terms only" if stage.losses.uses_teacher or stage.losses.self_kd.weight > 0 else \
@@ -428,11 +437,12 @@ class Trainer:
             log.info("student: %d of %d training clips are unlabeled and train through %s", unlabeled,
                      len(self.labeled), uses)
 
-    def _log_epoch(self, name: str, stage: Stage, row: dict) -> None:
+    def _log_epoch(self, name: str, stage: Stage, row: dict, left: Optional[float]) -> None:
         losses = " ".join(f"{k[5:]}={v:.4f}" for k, v in row.items() if k.startswith("loss_"))
         val = f" val_auc={row['val_auc']:.4f} val_acc@r={_fmt(row['val_accuracy'])}" if "val_auc" in row else ""
-        log.info("%s epoch %d/%d: %s train_acc=%.3f%s lr=%.2e %.1fs", name, row["epoch"], stage.epochs, losses,
-                 row["train_accuracy"], val, row["lr"], row["seconds"])
+        eta = f", ~{_duration(left)} left" if left is not None else ""
+        epoch_log.info("%s epoch %d/%d: %s train_acc=%.3f%s lr=%.2e %.1fs%s", name, row["epoch"], stage.epochs,
+                       losses, row["train_accuracy"], val, row["lr"], row["seconds"], eta)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -455,6 +465,26 @@ def load_run_config(out: str | Path) -> dict:
 
 def _inputs(model: StreamingModel) -> str:
     return ", ".join(f"{s.name}{list(s.shape)}" for s in model.input_spec)
+
+
+def _time_left(progress: dict, epochs: int) -> Optional[float]:
+    """Seconds the stage's remaining epochs should take at its mean epoch time so far (the frame
+    warm-up's time left out); None after the last epoch."""
+    done = progress["epoch"]
+    if done >= epochs:
+        return None
+    warmup = progress["frame_warmup"][-1]["seconds"] if progress.get("frame_warmup") else 0.0
+    return (progress["elapsed"] - warmup) / done * (epochs - done)
+
+
+def _duration(seconds: float) -> str:
+    """52s, 3m05s, 1h02m."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _fmt(values: list[float]) -> str:
@@ -517,18 +547,26 @@ def _scheduler(stage: Stage, optimizer: torch.optim.Optimizer, steps_per_epoch: 
 
 
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = False, threads: Optional[int] = None,
-          quiet: bool = False, stop_after: Optional[int] = None) -> Optional[dict]:
+          quiet: bool = False, progress: Progress = "epochs", stop_after: Optional[int] = None) -> Optional[dict]:
     """Run a training config on a dataset directory into run directory ``out`` (see the module
-    docstring); returns the test metrics on rank 0."""
+    docstring); returns the test metrics on rank 0.
+
+    Console (stderr, rank 0): ``progress="epochs"`` shows a line per epoch (losses, validation
+    AUC, time left) and, on a terminal, a bar per epoch; ``"stages"`` only the lines of each
+    stage (its model, when it is done and how well, the test result); ``quiet`` nothing.
+    train.log gets every line either way."""
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {', '.join(PROGRESS)}, got {progress!r}")
     out = Path(out)
     d = Dist.from_env()
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     if d.world > 1:
         dist.barrier()
-    handlers = _log_handlers(RunPaths(out).log, quiet) if d.main else []
+    handlers = _log_handlers(RunPaths(out).log, quiet, progress) if d.main else []
     try:
-        return Trainer(cfg, data, out, threads=threads, quiet=quiet).run(resume=resume, stop_after=stop_after)
+        return Trainer(cfg, data, out, threads=threads, quiet=quiet, progress=progress).run(
+            resume=resume, stop_after=stop_after)
     finally:
         for handler in handlers:
             log.removeHandler(handler)
@@ -537,14 +575,17 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             dist.barrier()
 
 
-def _log_handlers(path: Path, quiet: bool) -> list[logging.Handler]:
+def _log_handlers(path: Path, quiet: bool, progress: Progress = "epochs") -> list[logging.Handler]:
     log.setLevel(logging.INFO)
     log.propagate = False
     file = logging.FileHandler(path)
     file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     handlers: list[logging.Handler] = [file]
     if not quiet:
-        handlers.append(_TqdmHandler())
+        console = _TqdmHandler()
+        if progress == "stages":
+            console.addFilter(lambda record: record.name != epoch_log.name)
+        handlers.append(console)
     for handler in handlers:
         log.addHandler(handler)
     return handlers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -16,10 +17,12 @@ from edgeact.checkpoint import load_checkpoint
 from edgeact.data import open_dataset
 from edgeact.errors import ConfigError, ModelFormatError
 from edgeact.export import export_onnx
+from edgeact.parity import ParityCheck, float64_twin
 from edgeact.train import evaluate_offline, evaluate_stream, load_config, train
 from edgeact.train.config import Sampling
 from edgeact.train.data import ClipStore
 from edgeact.train.evaluate import RATIOS
+from edgeact.train.trainer import _duration, _time_left
 
 from .conftest import TINY_POSE, edgeact, write_config
 
@@ -82,7 +85,18 @@ def test_eval_torch_equals_onnxruntime(fusion_run, tiny_data, tmp_path):
         backend = load_backend(model)
         store = ClipStore(dataset.split("test"), keypoint_spec=backend.spec.keypoints)
         logits.append(evaluate_stream(backend, store, dataset.classes, Sampling(stride=2), batch_size=3).logits)
-    np.testing.assert_allclose(logits[0], logits[1], atol=1e-4, rtol=0)
+    check = _against_float64(fusion_run / "student.pt", store, backend.spec, dataset.classes, *logits)
+    assert check.ok, check.summary()
+
+
+def _against_float64(checkpoint, store, spec, classes, reference, candidate) -> ParityCheck:
+    """edgeact.parity's rule per observation ratio, the float64 twin's offline forward as the exact result."""
+    exact = evaluate_offline(float64_twin(load_checkpoint(checkpoint)[0]), store, spec, classes, Sampling(stride=2),
+                             batch_size=4).logits
+    check = ParityCheck()
+    for r in range(exact.shape[1]):
+        check.update(r, "logits", exact[:, r], reference[:, r], candidate[:, r])
+    return check
 
 
 def test_eval_per_clip_lists_every_clip_consistently(fusion_run, tiny_data, tmp_path):
@@ -104,7 +118,9 @@ def test_streaming_evaluation_equals_offline(fusion_run, tiny_data):
     store = ClipStore(dataset.split("val"), keypoint_spec=backend.spec.keypoints)
     stream = evaluate_stream(backend, store, dataset.classes, Sampling(stride=2), batch_size=2)
     offline = evaluate_offline(model, store, backend.spec, dataset.classes, Sampling(stride=2), batch_size=4)
-    np.testing.assert_allclose(stream.logits, offline.logits, atol=1e-4, rtol=0)
+    check = _against_float64(fusion_run / "student.pt", store, backend.spec, dataset.classes, offline.logits,
+                             stream.logits)
+    assert check.ok, check.summary()
 
 
 def test_eval_rejects_a_teacher(fusion_run, tiny_data):
@@ -133,6 +149,33 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     assert resumed["accuracy"] == straight["accuracy"]
     assert [r["loss_total"] for r in resumed["train"]["student"]["history"]] == [
         r["loss_total"] for r in straight["train"]["student"]["history"]]
+
+
+def test_progress_stages_shows_each_stage_and_logs_every_epoch(tiny_data, tmp_path, capsys):
+    cfg = load_config(write_config(tmp_path / "pose.yaml", TINY_POSE))
+    train(cfg, tiny_data, tmp_path / "run", progress="stages")
+    shown = [re.sub(r"\d+(\.\d+)?", "N", line) for line in capsys.readouterr().err.splitlines()]
+    assert shown == [
+        "teacher: pose+gru, N params; N epochs on N training clips, N ranks",
+        "teacher: done in N s, val AUC N (epoch N/N)",
+        "student: pose+gru, N params; N epochs on N training clips, N ranks",
+        "student: done in N s, val AUC N (epoch N/N)",
+        "test: student AUC N, accuracy [N N N N N N N N N N]; teacher (offline) AUC N",
+    ]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert [line.split(": ")[0].split(" ", 2)[2] for line in log.splitlines()] == [
+        "teacher", "teacher epoch 1/2", "teacher epoch 2/2", "teacher",
+        "student", "student epoch 1/2", "student epoch 2/2", "student", "test"]
+    with pytest.raises(ValueError, match="progress must be one of epochs, stages, got 'bars'"):
+        train(cfg, tiny_data, tmp_path / "other", progress="bars")
+
+
+def test_time_left_is_the_mean_epoch_time_so_far_without_the_frame_warmup():
+    assert _time_left({"epoch": 2, "elapsed": 10.0}, 5) == pytest.approx(15.0)
+    warmed = {"epoch": 2, "elapsed": 30.0, "frame_warmup": [{"seconds": 5.0}, {"seconds": 20.0}]}
+    assert _time_left(warmed, 5) == pytest.approx(15.0)
+    assert _time_left({"epoch": 5, "elapsed": 10.0}, 5) is None
+    assert [_duration(s) for s in (0.4, 59.4, 61, 3599, 3720)] == ["0s", "59s", "1m01s", "59m59s", "1h02m"]
 
 
 def test_resume_refuses_a_different_config(tiny_data, tmp_path):
