@@ -91,12 +91,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.data is None and not (data / "manifest.json").is_file():
         from edgeact.data import synth
 
-        print(f"[1/4] generating {args.clips} synthetic clips into {data}")
-        synth.generate(data, num_clips=args.clips, seed=0, size=112, progress=_progress_printer("rendering clips"))
+        print(f"[1/4] generating {args.clips} synthetic clips into {data}", flush=True)
+        synth.generate(data, num_clips=args.clips, seed=0, size=112,
+                       progress=None if args.quiet else _progress_printer("rendering clips"))
     model = args.model
     if model is None:
-        model = str(demo.train_and_export(data, out / "run", epochs=args.epochs))
-    print(f"[4/4] streaming test clips through {model}")
+        model = str(demo.train_and_export(data, out / "run", epochs=args.epochs, quiet=args.quiet))
+    print(f"[4/4] streaming test clips through {model}", flush=True)
     demo.run(model, data, backend=args.backend, threshold=args.threshold,
              video=None if args.no_video else out / "demo.avi", max_clips=args.max_clips)
     return 0
@@ -186,6 +187,8 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threshold", type=float, default=0.8, help="decision probability threshold")
     demo.add_argument("--max-clips", type=int, default=24, help="test clips to stream")
     demo.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    demo.add_argument("--quiet", action="store_true",
+                      help="no progress on stderr (dataset rendering, training); the steps and results still print")
     demo.set_defaults(func=_cmd_demo)
 
     for register in _optional_commands():

@@ -5,11 +5,15 @@ trained pose student with distillation, its verified ONNX export), then streams 
 one frame at a time as a camera would, prints when each action was recognised and how much of
 it had been seen, and writes an annotated video. With ``--model`` it streams that model.
 The streaming part needs no torch.
+
+Its step lines ([1/4] ...) go to stdout, flushed, so that a redirected run shows them in order
+with the progress on stderr (the trainer's lines, the dataset's progress).
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +154,12 @@ def bundled_config(name: str) -> Path:
                       f"{', '.join(str(p.parent) for p in candidates)}); reinstall edgeact or pass --model.")
 
 
-def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: Optional[int] = None) -> Path:
-    """Train the pose student (with its teacher) on ``data`` and export its verified step graph."""
+def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: Optional[int] = None,
+                     quiet: bool = False) -> Path:
+    """Train the pose student (with its teacher) on ``data`` and export its verified step graph.
+
+    Training shows its progress on stderr as ``edgeact train`` does on a terminal; off a terminal,
+    a line per stage; ``quiet``: none."""
     from edgeact.export import export_onnx
     from edgeact.train.config import load_config
     from edgeact.train.trainer import train
@@ -163,13 +171,20 @@ def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: Optional[
         overrides = [] if epochs is None else [f"teacher.epochs={epochs}", f"student.epochs={epochs}"]
         cfg = load_config(config, overrides)
         print(f"[2/4] training teacher ({cfg.teacher.epochs} epochs) and student ({cfg.student.epochs} epochs), "
-              f"{config.name}, into {run_dir}")
+              f"{config.name}, into {run_dir}", flush=True)
+        # On a terminal the bars and a line per epoch (validation AUC, time left) redraw in place or
+        # scroll by, as with `edgeact train`. Off one (CI, a redirected run) the bars are off and a
+        # line per epoch would put 80 lines of loss terms (40 epochs each stage) into the demo's log:
+        # a line per stage (model, done in how long and how well, test result) says where the run is,
+        # and RUN/train.log keeps every epoch's line.
+        progress = "epochs" if sys.stderr.isatty() else "stages"
         started = time.perf_counter()
-        train(cfg, data, run_dir, quiet=True)
-        print(f"      trained in {time.perf_counter() - started:.0f} s; metrics in {run_dir / 'metrics.json'}")
+        train(cfg, data, run_dir, quiet=quiet, progress=progress)
+        print(f"      trained in {time.perf_counter() - started:.0f} s; metrics in {run_dir / 'metrics.json'}",
+              flush=True)
     onnx_path = run_dir / "student.onnx"
     report = export_onnx(student, onnx_path)
-    print(f"[3/4] exported {onnx_path}: ONNX Runtime vs PyTorch max abs error {report.max_abs_error:.1g}")
+    print(f"[3/4] exported {onnx_path}: ONNX Runtime vs PyTorch max abs error {report.max_abs_error:.1g}", flush=True)
     return onnx_path
 
 
