@@ -65,24 +65,52 @@ def test_dynamo_exporter_and_fixed_batch(opset, tiny_artifacts, tmp_path):
 
 def test_simplified_export_still_verifies(tiny_artifacts, tmp_path):
     report = export_onnx(tiny_artifacts["rgb"]["pt"], tmp_path / "s.onnx", simplify=True, verify_steps=3)
-    assert report.simplified and report.max_abs_error <= 1e-4
+    assert report.simplified
+    assert re.fullmatch(r"max \|error\| against float64 \S+ at \S+ step \d, allowed \S+ \(8 x PyTorch float32's own "
+                        r"error \S+ \+ 4 ulp\); max \|difference\| from PyTorch float32 \S+ over \d+ tensors",
+                        report.verification)
 
 
 def test_disagreement_fails_the_export_and_writes_nothing(tiny_artifacts, tmp_path, monkeypatch):
     import edgeact.export
 
-    monkeypatch.setattr(edgeact.export, "verify_onnx", lambda *a, **k: 0.5)
+    from edgeact.parity import ParityCheck
+
+    failed = ParityCheck()
+    failed.update(1, "logits", np.zeros(3), np.full(3, 0.01), np.full(3, 0.5))
+    monkeypatch.setattr(edgeact.export, "verify_onnx", lambda *a, **k: failed)
     out = tmp_path / "bad.onnx"
     with pytest.raises(ExportError, match=re.escape(
-            f"the exported graph disagrees with PyTorch: max abs error 0.5 over 2 steps exceeds the tolerance 0.0001; nothing was written to {out}.")):
+            "the exported graph disagrees with PyTorch over 2 steps: max |error| against float64 0.5 at logits step 1, "
+            "allowed 0.08 (8 x PyTorch float32's own error 0.01 + 4 ulp); max |difference| from PyTorch float32 0.49 "
+            f"over 1 tensors; a factor of 50 would have passed; nothing was written to {out}.")):
         export_onnx(tiny_artifacts["pose"]["pt"], out, verify_steps=2)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_verification_is_not_vacuous(tiny_artifacts, tmp_path):
-    # A zero tolerance must fail on float noise for the conv model: proves errors are measured.
-    with pytest.raises(ExportError, match="max abs error"):
-        export_onnx(tiny_artifacts["rgb"]["pt"], tmp_path / "z.onnx", verify_steps=2, atol=0.0)
+def test_verification_is_not_vacuous(tiny_artifacts, tmp_path, monkeypatch):
+    """A graph whose recurrent LSTM weights were rounded to float16 (5e-4 relative) is refused."""
+    import edgeact.export
+    from onnx import numpy_helper
+
+    finish = edgeact.export._finish_model
+
+    def finish_then_round(path, *args):
+        spec = finish(path, *args)
+        proto = onnx.load(str(path))
+        weight = next(i for i in proto.graph.initializer if "weight_hh_l0" in i.name)
+        rounded = numpy_helper.to_array(weight).astype(np.float16).astype(np.float32)
+        weight.CopyFrom(numpy_helper.from_array(rounded, weight.name))
+        onnx.save(proto, str(path))
+        return spec
+
+    monkeypatch.setattr(edgeact.export, "_finish_model", finish_then_round)
+    out = tmp_path / "z.onnx"
+    with pytest.raises(ExportError, match=re.escape(f"would have passed; nothing was written to {out}.")):
+        export_onnx(tiny_artifacts["rgb"]["pt"], out, verify_steps=2)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match=re.escape("tolerance_factor must be >= 0, got -1.")):
+        export_onnx(tiny_artifacts["rgb"]["pt"], tmp_path / "z.onnx", tolerance_factor=-1)
 
 
 def test_bad_arguments(tiny_artifacts, tmp_path):

@@ -10,10 +10,11 @@ import pytest
 
 from edgeact import InputError, InputTypeError, Predictor, StreamError
 from edgeact.backends.base import Backend
+from edgeact.parity import ParityCheck, float64_twin
 from edgeact.predictor import DecisionPolicy
 from edgeact.spec import KeypointSpec, ModelSpec, TensorSpec
 
-from tests.streaming import LOOSE, assert_same_predictions
+from tests.streaming import LOOSE, assert_matches_torch, exact_logits
 from tests.streaming import clips as _clips
 from tests.streaming import push_clip as _push_clip
 
@@ -21,9 +22,8 @@ from tests.streaming import push_clip as _push_clip
 @pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "gru"])
 def test_onnxruntime_matches_torch_over_whole_clips(kind, tiny_artifacts, synth_dir):
     ort = Predictor(tiny_artifacts[kind]["onnx"], policy=LOOSE)
-    ref = Predictor(tiny_artifacts[kind]["pt"], policy=LOOSE)
-    assert (ort.backend, ref.backend) == ("onnxruntime", "torch")
-    assert_same_predictions(ort, ref, _clips(synth_dir), atol=1e-4)
+    assert ort.backend == "onnxruntime"
+    assert_matches_torch(ort, tiny_artifacts[kind]["pt"], _clips(synth_dir))
 
 
 @pytest.mark.parametrize("kind", ["pose", "rgb"])
@@ -44,24 +44,35 @@ def test_streaming_predictor_equals_offline_forward(kind, tiny_artifacts, synth_
         inputs["keypoints"] = torch.from_numpy(kps)[None]
     with torch.no_grad():
         offline = model.forward_offline(inputs)["logits"][0].numpy()
+        exact = float64_twin(model).forward_offline({k: x.double() for k, x in inputs.items()})["logits"][0].numpy()
     streamed = np.stack([p.logits for p in _push_clip(Predictor(tiny_artifacts[kind]["onnx"]), clip)])
     assert streamed.shape == offline.shape
-    assert np.abs(streamed - offline).max() <= 1e-4
+    check = ParityCheck()
+    for t in range(len(exact)):
+        check.update(t, "logits", exact[t], offline[t], streamed[t])
+    assert check.ok, check.summary()
 
 
 def test_push_many_is_one_batch_and_equals_single_pushes(tiny_artifacts, synth_dir):
+    """A batch of 3 may round differently from 3 single steps (other GEMM shapes), so both are
+    judged by the parity rule against the float64 model, PyTorch single pushes as the reference."""
+    artifact = tiny_artifacts["rgb"]
     clips = _clips(synth_dir, 3)
-    single = Predictor(tiny_artifacts["rgb"]["onnx"])
+    single, reference = Predictor(artifact["onnx"]), Predictor(artifact["pt"])
     expected = {i: _push_clip(single, c, stream=i) for i, c in enumerate(clips)}
-    batched = Predictor(tiny_artifacts["rgb"]["onnx"])
+    torch_single = {i: _push_clip(reference, c, stream=i) for i, c in enumerate(clips)}
+    batched = Predictor(artifact["onnx"])
     length = min(c.num_frames for c in clips)
     frames = [c.frames() for c in clips]
+    exact = [exact_logits(artifact["pt"], batched.spec, f, c.noisy_keypoints) for f, c in zip(frames, clips)]
+    check = ParityCheck()
     for t in range(length):
         out = batched.push_many({i: frames[i][t] for i in range(len(clips))})
         for i, pred in out.items():
             assert pred.stream == i
             assert pred.frames_seen == t + 1
-            np.testing.assert_allclose(pred.logits, expected[i][t].logits, atol=1e-5)
+            check.update(t, "logits", exact[i][t], torch_single[i][t].logits, pred.logits, expected[i][t].logits)
+    assert check.ok, check.summary()
     assert set(batched.streams) == {0, 1, 2}
 
 
@@ -210,8 +221,10 @@ def test_close_is_idempotent_and_context_manager(tiny_artifacts):
         p.push(keypoints=_kp())
 
 
-@pytest.mark.parametrize("backend,atol", [("onnxruntime", 1e-5), ("native", 0.0)])  # native: same kernels, same bits
-def test_concurrent_pushes_on_different_streams(backend, atol, tiny_artifacts, synth_dir):
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_concurrent_pushes_on_different_streams(backend, tiny_artifacts, synth_dir):
+    """Threads change nothing: the same single-stream steps run, so the logits are bit for bit
+    those of a serial run (not a parity question: one runtime, one batch size)."""
     onnx = tiny_artifacts["pose"]["onnx"]
     clips = _clips(synth_dir, 4)
     expected = {i: [x.logits for x in _push_clip(Predictor(onnx, backend), c)] for i, c in enumerate(clips)}
@@ -231,7 +244,7 @@ def test_concurrent_pushes_on_different_streams(backend, atol, tiny_artifacts, s
         t.join()
     assert not errors
     for i in expected:
-        np.testing.assert_allclose(np.stack(results[i]), np.stack(expected[i]), rtol=0, atol=atol)
+        np.testing.assert_array_equal(np.stack(results[i]), np.stack(expected[i]))
 
 
 # --- the decision policy and the stride, on a scripted test double of a backend -------------

@@ -100,15 +100,17 @@ def evaluate_offline(model: StreamingModel, store: ClipStore, spec: ModelSpec, c
     """forward_offline on whole clips (preprocessed with ``spec``), exact for offline models too."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())  # inputs follow the model (a float64 twin for parity checks)
     steps, batches = _batches(store, sampling, batch_size)
-    logits = np.zeros((len(store), len(RATIOS), model.num_classes), np.float32)
+    logits = np.zeros((len(store), len(RATIOS), model.num_classes), np.float64 if parameter.dtype == torch.float64
+                      else np.float32)
     try:
         for rows in batches:
             clips = [store.inputs(i, spec, steps[i]) for i in rows]
             lengths = torch.tensor([len(steps[i]) for i in rows])
-            inputs = {n: pad_steps([torch.from_numpy(c[n]) for c in clips]).to(device) for n in clips[0]}
-            out = forward_exact(model, inputs, lengths)["logits"].float().cpu().numpy()  # [B,T,K]
+            inputs = {n: pad_steps([torch.from_numpy(c[n]) for c in clips]).to(parameter.device, parameter.dtype)
+                      for n in clips[0]}
+            out = forward_exact(model, inputs, lengths)["logits"].cpu().numpy()  # [B,T,K]
             for j, i in enumerate(rows):
                 logits[i] = out[j, cutoff_steps(int(lengths[j])) - 1]
     finally:

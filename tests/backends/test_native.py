@@ -15,12 +15,11 @@ from edgeact import BackendError, ModelFormatError, Predictor
 from edgeact.backends import load_backend, resolve_backend
 from edgeact.backends.native import as_layers, find_frame_features
 from edgeact.data import open_dataset
-from tests.streaming import LOOSE, assert_same_predictions, max_logit_difference
+from edgeact.parity import ParityCheck
+from tests.streaming import LOOSE, assert_matches_torch, compare_with_torch, exact_logits
 from tests.streaming import clips as _clips
 from tests.streaming import push_clip as _push_clip
 from tests.torchless import run_without_torch
-
-TOLERANCE = 1e-5  # max abs logit difference per step, float32 throughout
 
 # Pose models beyond conftest's tiny ones: GRU and 3 layers, two people (placement and
 # left-to-right order), centre joints, a visibility threshold.
@@ -54,8 +53,8 @@ def artifacts(tiny_artifacts, synth_dir, tmp_path_factory):
     return out
 
 
-def _worst_against_torch(onnx_path, pt_path, clips) -> float:
-    return max_logit_difference(Predictor(onnx_path, "native", policy=LOOSE), Predictor(pt_path, policy=LOOSE), clips)
+def _compare(onnx_path, pt_path, clips):
+    return compare_with_torch(Predictor(onnx_path, "native", policy=LOOSE), pt_path, clips).check
 
 
 def _rewrite(path, tmp_path, *, edit_spec=None, edit_initializer=None):
@@ -81,21 +80,22 @@ def _rewrite(path, tmp_path, *, edit_spec=None, edit_initializer=None):
 @pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "pose_gru2", "pose_lstm3"])
 def test_native_matches_torch_over_whole_clips(kind, artifacts, synth_dir):
     native = Predictor(artifacts[kind]["onnx"], "native", policy=LOOSE)
-    ref = Predictor(artifacts[kind]["pt"], policy=LOOSE)
-    assert (native.backend, ref.backend) == ("native", "torch")
-    assert_same_predictions(native, ref, _clips(synth_dir), atol=TOLERANCE)
+    assert native.backend == "native"
+    assert_matches_torch(native, artifacts[kind]["pt"], _clips(synth_dir))
 
 
 def test_people_in_any_order_match_torch(artifacts, synth_dir):
     """Two people listed right-to-left: the encoder must sort them left to right as PyTorch does."""
     clip = next(c for c in open_dataset(synth_dir).split("train") if c.noisy_keypoints[:, 1, :, 2].any())
     native, ref = Predictor(artifacts["pose_gru2"]["onnx"], "native"), Predictor(artifacts["pose_gru2"]["pt"])
+    swapped_kp = clip.noisy_keypoints[:, ::-1]
     listed = [native.push(keypoints=kp, stream="listed").logits for kp in clip.noisy_keypoints]
-    swapped = [(native.push(keypoints=kp[::-1], stream="swapped").logits, ref.push(keypoints=kp[::-1]).logits)
-               for kp in clip.noisy_keypoints]
-    np.testing.assert_allclose(np.stack([n for n, _ in swapped]), np.stack([r for _, r in swapped]),
-                               rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(np.stack([n for n, _ in swapped]), np.stack(listed), rtol=0, atol=TOLERANCE)
+    swapped = [(native.push(keypoints=kp, stream="swapped").logits, ref.push(keypoints=kp).logits) for kp in swapped_kp]
+    exact = exact_logits(artifacts["pose_gru2"]["pt"], native.spec, [None] * len(swapped_kp), swapped_kp)
+    check = ParityCheck()
+    for t, ((ours, theirs), truth) in enumerate(zip(swapped, exact)):
+        check.update(t, "logits", truth, theirs, ours, listed[t])  # the order changes nothing but rounding
+    assert check.ok, check.summary()
 
 
 @pytest.mark.parametrize("kind", ["pose_gru2", "fusion"])
@@ -105,14 +105,18 @@ def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir)
     expected = {i: _push_clip(ref, c, stream=i) for i, c in enumerate(clips)}
     batched = Predictor(artifacts[kind]["onnx"], "native")
     frames = [c.frames() for c in clips]
+    exact = [exact_logits(artifacts[kind]["pt"], batched.spec, f, c.noisy_keypoints) for f, c in zip(frames, clips)]
+    check = ParityCheck()
     for t in range(min(c.num_frames for c in clips)):
         out = batched.push_many({i: {"frame": frames[i][t], "keypoints": c.noisy_keypoints[t]}
                                  for i, c in enumerate(clips)})
         for i, pred in out.items():
-            np.testing.assert_allclose(pred.logits, expected[i][t].logits, rtol=0, atol=TOLERANCE)
+            if exact[i][t] is not None:
+                check.update(t, "logits", exact[i][t], expected[i][t].logits, pred.logits)
         if t == 5:  # one stream alone in between: its state comes back from a batch split
             alone = batched.push(frames[0][t], keypoints=clips[0].noisy_keypoints[t], stream="extra")
             assert alone.frames_seen == 1
+    assert check.ok, check.summary()
 
 
 # -- the weights come from the artifact --------------------------------------------------------
@@ -127,7 +131,7 @@ def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir)
 ])
 def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, parameter, artifacts, synth_dir, tmp_path):
     clips = _clips(synth_dir, 1)
-    assert _worst_against_torch(artifacts[kind]["onnx"], artifacts[kind]["pt"], clips) <= TOLERANCE
+    assert _compare(artifacts[kind]["onnx"], artifacts[kind]["pt"], clips).ok
     spec = json.loads(onnx.load(str(artifacts[kind]["onnx"])).metadata_props[0].value)
     initializer, _ = spec["arch"]["onnx_weights"][parameter]
 
@@ -135,7 +139,8 @@ def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, parameter, artif
         array *= 1.1  # every element: one element alone may feed a unit that ReLU keeps at 0
 
     corrupted = _rewrite(artifacts[kind]["onnx"], tmp_path, edit_initializer=(initializer, change))
-    assert _worst_against_torch(corrupted, artifacts[kind]["pt"], clips) > 1e-3
+    check = _compare(corrupted, artifacts[kind]["pt"], clips)
+    assert not check.ok and check.max_difference > 1e-3
 
 
 # -- the frame encoder on ONNX Runtime ---------------------------------------------------------

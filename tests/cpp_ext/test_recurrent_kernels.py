@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 
@@ -9,11 +10,11 @@ import numpy as np
 import pytest
 
 from edgeact import kernels
+from edgeact.parity import ParityCheck
 
 torch = pytest.importorskip("torch")
 
 ISAS = kernels.build_info()["kernel_isas"]
-TOLERANCE = 1e-5  # max abs difference from PyTorch, float32 weights
 STEPS = 8
 INPUT_SIZE = 13
 
@@ -33,6 +34,26 @@ def _run_torch(module, xs, state):
     return outputs.numpy(), final
 
 
+def _compare_with_torch(module, ours, xs, state) -> ParityCheck:
+    """Step our kernel over ``xs`` from ``state`` against torch's sequence forward in float32 (the
+    reference) and float64 (the exact result): each step's top-layer output and the final state,
+    by edgeact.parity's rule."""
+    want_outputs, want_final = _run_torch(module, xs, state)
+    as64 = (lambda a: a.astype(np.float64))
+    exact_outputs, exact_final = _run_torch(copy.deepcopy(module).double(), as64(xs),
+                                            tuple(map(as64, state)) if isinstance(state, tuple) else as64(state))
+    if not isinstance(state, tuple):  # GRU: one state tensor
+        state, want_final, exact_final = (state,), (want_final,), (exact_final,)
+    state = tuple(s.copy() for s in state)
+    check = ParityCheck()
+    for t in range(len(xs)):
+        ours.step(xs[t], *state)
+        check.update(t, "output", exact_outputs[t], want_outputs[t], state[0][-1])
+    for name, got, want, exact in zip(("h", "c"), state, want_final, exact_final):
+        check.update(len(xs) - 1, name, exact, want, got)
+    return check
+
+
 def _random_state(cell, layers, batch, hidden, rng):
     h = rng.standard_normal((layers, batch, hidden), dtype=np.float32) * 0.5
     if cell == "LSTM":
@@ -50,14 +71,8 @@ def test_steps_match_torch_over_a_sequence(cell, layers, batch, hidden, isa):
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((STEPS, batch, INPUT_SIZE), dtype=np.float32)
     state = _random_state(cell, layers, batch, hidden, rng)
-    want_outputs, want_final = _run_torch(module, xs, state)
-
-    state = tuple(s.copy() for s in state) if cell == "LSTM" else (state.copy(),)
-    for t in range(STEPS):
-        ours.step(xs[t], *state)
-        np.testing.assert_allclose(state[0][-1], want_outputs[t], rtol=0, atol=TOLERANCE, err_msg=f"step {t}")
-    for got, want in zip(state, want_final if cell == "LSTM" else (want_final,)):
-        np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
+    check = _compare_with_torch(module, ours, xs, state)
+    assert check.ok, check.summary()
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -71,12 +86,8 @@ def test_long_rows_match_torch(cell, batch, isa):
     rng = np.random.default_rng(8)
     xs = rng.standard_normal((3, batch, 301), dtype=np.float32)
     state = _random_state(cell, 1, batch, 200, rng)
-    _, want = _run_torch(module, xs, state)
-    state = tuple(s.copy() for s in state) if cell == "LSTM" else (state.copy(),)
-    for t in range(3):
-        ours.step(xs[t], *state)
-    for got, expected in zip(state, want if cell == "LSTM" else (want,)):
-        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    check = _compare_with_torch(module, ours, xs, state)
+    assert check.ok, check.summary()
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
@@ -87,15 +98,20 @@ def test_cell_weights_load_unchanged(cell):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, INPUT_SIZE), dtype=np.float32)
     state = _random_state(cell, 1, 3, 29, rng)
-    with torch.inference_mode():
-        if cell == "LSTM":
-            want = [s.numpy() for s in module(torch.from_numpy(x), (torch.from_numpy(state[0][0]), torch.from_numpy(state[1][0])))]
-        else:
-            want = [module(torch.from_numpy(x), torch.from_numpy(state[0])).numpy()]
     state = state if cell == "LSTM" else (state,)
+
+    def torch_cell(m, dtype):
+        with torch.inference_mode():
+            args = [torch.from_numpy(s[0]).to(dtype) for s in state]
+            out = m(torch.from_numpy(x).to(dtype), tuple(args) if cell == "LSTM" else args[0])
+        return [o.numpy() for o in (out if cell == "LSTM" else (out,))]
+
+    want, exact = torch_cell(module, torch.float32), torch_cell(copy.deepcopy(module).double(), torch.float64)
     ours.step(x, *state)
-    for got, expected in zip(state, want):
-        np.testing.assert_allclose(got[0], expected, rtol=0, atol=TOLERANCE)
+    check = ParityCheck()
+    for name, got, w, e in zip(("h", "c"), state, want, exact):
+        check.update(0, name, e, w, got[0])
+    assert check.ok, check.summary()
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
@@ -104,11 +120,8 @@ def test_without_bias_matches_torch(cell):
     rng = np.random.default_rng(2)
     xs = rng.standard_normal((STEPS, 2, INPUT_SIZE), dtype=np.float32)
     state = _random_state(cell, 2, 2, 21, rng)
-    _, want = _run_torch(module, xs, state)
-    state = tuple(s.copy() for s in state) if cell == "LSTM" else (state.copy(),)
-    for t in range(STEPS):
-        ours.step(xs[t], *state)
-    np.testing.assert_allclose(state[0], want[0] if cell == "LSTM" else want, rtol=0, atol=TOLERANCE)
+    check = _compare_with_torch(module, ours, xs, state)
+    assert check.ok, check.summary()
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
