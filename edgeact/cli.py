@@ -117,10 +117,48 @@ def _cmd_info(args: argparse.Namespace) -> int:
     else:
         for key, value in _C.build_info().items():
             print(f"  _C.{key}: {value}")
-    for name in ("torch", "onnxruntime", "onnx", "tensorrt", "cv2"):
-        found = importlib.util.find_spec(name) is not None
-        print(f"  {name}: {'present' if found else 'absent'}")
+    print("dependencies (installed version; [what needs it] where optional):")
+    for name, version, extra in dependency_versions():
+        print(f"  {name}: {version or 'not installed'}{f' [{extra}]' if extra else ''}")
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime
+
+        print(f"  onnxruntime providers: {', '.join(onnxruntime.get_available_providers())}")
     return 0
+
+
+# Asked for outside the package metadata on purpose (README: torch is installed first, pinned).
+_UNLISTED = (("torch", "train, export, torch backend"),)
+
+
+def dependency_versions() -> list[tuple[str, str | None, str]]:
+    """(distribution, installed version or None, extra or "") for every runtime dependency
+    edgeact's metadata declares (the ``dev`` extra's test tools excluded), plus torch."""
+    import re
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("edgeact") or []
+    except metadata.PackageNotFoundError:  # running from a source tree that pip never installed
+        requirements = []
+    rows = []
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+        extra = extra.group(1) if extra else ""
+        if extra != "dev" and name != "edgeact":
+            rows.append((name, extra))
+    rows += list(_UNLISTED)
+    return [(name, _installed_version(name), extra) for name, extra in rows]
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -162,8 +162,15 @@ class Predictor:
             return stream
 
     def reset(self, stream: Hashable = DEFAULT_STREAM) -> None:
-        """Start ``stream`` afresh (zero state, no frames seen, no decision)."""
-        s = self._stream(stream, create=False)
+        """Start ``stream`` afresh (zero state, no frames seen, no decision).
+
+        A stream that has seen no frame yet is already fresh: resetting it does nothing (robot
+        code resets at the start of every action, before its first push)."""
+        self._check_open()
+        with self._streams_lock:
+            s = self._streams.get(stream)
+        if s is None:
+            return
         with s.lock:
             s.restart(self._backend.init_state(1))
 

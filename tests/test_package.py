@@ -85,7 +85,16 @@ def test_cli_info_reports_build():
     result = _cli("info")
     assert result.returncode == 0, result.stderr
     assert "_C.simd:" in result.stdout
-    assert "onnxruntime: present" in result.stdout
+    from importlib import metadata
+
+    for name, extra in (("numpy", ""), ("onnxruntime", ""), ("onnx", " [train]"), ("torch", " [train, export, torch backend]")):
+        assert f"  {name}: {metadata.version(name)}{extra}\n" in result.stdout
+    try:
+        tensorrt = metadata.version("tensorrt")
+    except metadata.PackageNotFoundError:
+        tensorrt = "not installed"
+    assert f"  tensorrt: {tensorrt} [tensorrt]\n" in result.stdout
+    assert "onnxruntime providers: " in result.stdout and "CPUExecutionProvider" in result.stdout
 
 
 def test_predictor_runs_onnx_without_torch(tiny_artifacts):

@@ -89,12 +89,29 @@ def test_streams_are_independent_and_reset_restarts(tiny_artifacts, synth_dir):
     assert p.streams == ("a",)
 
 
-def test_unknown_stream_errors(tiny_artifacts):
+def test_closing_an_unknown_stream_is_an_error(tiny_artifacts):
     p = Predictor(tiny_artifacts["pose"]["onnx"])
     with pytest.raises(StreamError, match=re.escape("unknown stream 'cam9'; known streams: [].")):
-        p.reset("cam9")
-    with pytest.raises(StreamError, match=re.escape("unknown stream 'cam9'; known streams: [].")):
         p.close_stream("cam9")
+
+
+def test_reset_before_the_first_push_leaves_the_stream_empty(tiny_artifacts, synth_dir):
+    """Robot code resets at the start of every action, before pushing anything."""
+    clip = _clips(synth_dir, 1)[0]
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    p.reset()
+    p.reset("cam9")
+    assert p.streams == ()
+    first = _push_clip(p, clip)
+    assert p.streams == ("default",)
+    p.reset()
+    p.reset()  # twice in a row: still fresh
+    again = _push_clip(p, clip)
+    assert [x.frames_seen for x in again] == list(range(1, clip.num_frames + 1))
+    np.testing.assert_array_equal(np.stack([x.logits for x in first]), np.stack([x.logits for x in again]))
+    p.close()
+    with pytest.raises(InputError, match=re.escape("this Predictor is closed.")):
+        p.reset()
 
 
 def test_rejected_frame_leaves_stream_untouched(tiny_artifacts, synth_dir):
