@@ -128,9 +128,9 @@ def summarise(results: list[ClipResult]) -> str:
     right = sum(r.decided_right for r in decided)
     lines.append("")
     lines.append(
-        f"{len(decided)}/{len(results)} clips decided early, {right}/{max(1, len(decided))} of them right"
-        + (f"; median decision after {np.median([r.decision_frame / r.num_frames for r in decided]):.0%} of the clip"
-           if decided else "")
+        f"{len(decided)}/{len(results)} clips decided early"
+        + (f", {right}/{len(decided)} of them right; median decision after "
+           f"{np.median([r.decision_frame / r.num_frames for r in decided]):.0%} of the clip" if decided else "")
     )
     accuracy = [np.mean([r.at_ratio.get(k, False) for r in results]) for k in RATIOS]
     lines.append("top-1 accuracy by observation ratio: "
@@ -184,7 +184,8 @@ def train_and_export(data: str | Path, run_dir: str | Path, *, epochs: Optional[
               flush=True)
     onnx_path = run_dir / "student.onnx"
     report = export_onnx(student, onnx_path)
-    print(f"[3/4] exported {onnx_path}: ONNX Runtime vs PyTorch max abs error {report.max_abs_error:.1g}", flush=True)
+    print(f"[3/4] exported {onnx_path}: ONNX Runtime vs PyTorch max abs difference {report.max_abs_error:.1g} "
+          f"({report.verification})", flush=True)
     return onnx_path
 
 

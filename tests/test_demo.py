@@ -54,7 +54,7 @@ def test_the_demo_config_is_found_and_a_missing_one_named():
 # The trainer's lines, as regular expressions (numbers vary). E = epochs of each stage.
 def _stage_start(stage: str, epochs: int) -> str:
     projection = r", feature-KD projection \d+ params" if stage == "student" else ""
-    return rf"{stage}: pose\+lstm, \d+ params{projection}; {epochs} epochs on \d+ training clips, 1 ranks"
+    return rf"{stage}: pose\+lstm, \d+ params{projection}; {epochs} epochs on \d+ training clips, 1 rank"
 
 
 def _stage_done(stage: str, epochs: int) -> str:
@@ -138,3 +138,14 @@ def test_demo_quiet_shows_no_progress_even_on_a_terminal(synth_dir, tmp_path, ca
     assert [line[:5] for line in captured.out.splitlines() if line.startswith("[")] == [
         "[2/4]", "[3/4]", "[4/4]"]
     assert "student epoch 1/1: " in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_summary_totals_with_and_without_decisions():
+    from edgeact.demo import ClipResult, summarise
+
+    undecided = ClipResult("c0", "wave", 40, None, None, "clap", {})
+    right = ClipResult("c1", "wave", 40, "wave", 10, "wave", {1.0: True})
+    wrong = ClipResult("c2", "clap", 40, "wave", 30, "wave", {1.0: False})
+    assert summarise([undecided]).splitlines()[-2] == "0/1 clips decided early"
+    assert summarise([undecided, right, wrong]).splitlines()[-2] == (
+        "2/3 clips decided early, 1/2 of them right; median decision after 50% of the clip")

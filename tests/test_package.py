@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +110,36 @@ def test_predictor_runs_onnx_without_torch(tiny_artifacts):
         """
     )
     assert result.returncode == 0, result.stderr
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_pins_every_declared_dependency_and_readme_installs_through_it():
+    """A dependency added to pyproject.toml without a locked version would reach CI and users
+    as whatever is newest that day; README's commands and .ci/run must install from the lock."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    declared = list(project["build-system"]["requires"]) + list(project["project"]["dependencies"])
+    for extra in project["project"]["optional-dependencies"].values():
+        declared += extra
+    names = {_normalised(re.match(r"[A-Za-z0-9._-]+", r).group(0)) for r in declared} - {"edgeact"}
+    locked = {}
+    for line in (root / ".ci" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            locked[_normalised(name)] = version
+    optional_hardware = {"tensorrt", "cuda-python"}  # not installable on the machines CI runs on
+    assert names - optional_hardware - set(locked) == set()
+    assert locked["torch"] == "2.13.0" and locked["pip"]
+    readme = (root / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2
+    for command in commands:
+        assert "pip install -c .ci/constraints.txt torch==2.13.0" in command
+        assert 'pip install -c .ci/constraints.txt --build-constraint .ci/constraints.txt -e ".[dev]"' in command
+    ci = (root / ".ci" / "run").read_text()
+    assert 'pins=(-c "$lock")' in ci and 'build_pins=(--build-constraint "$lock")' in ci

@@ -428,8 +428,9 @@ class Trainer:
         params = sum(p.numel() for p in run.model.parameters())
         extra = (f", feature-KD projection {sum(p.numel() for p in run.projection.parameters())} params"
                  if run.projection is not None else "")
-        log.info("%s: %s, %d params%s; %d epochs on %d training clips, %d ranks", name,
-                 run.model.describe()["architecture"], params, extra, stage.epochs, clips, self.dist.world)
+        log.info("%s: %s, %d params%s; %d epoch%s on %d training clips, %d rank%s", name,
+                 run.model.describe()["architecture"], params, extra, stage.epochs, "s"[:stage.epochs != 1], clips,
+                 self.dist.world, "s"[:self.dist.world != 1])
         unlabeled = int((~self.labeled).sum())
         if name == "student" and unlabeled:
             uses = "distillation terms only" if stage.losses.uses_teacher or stage.losses.self_kd.weight > 0 else \

@@ -156,9 +156,9 @@ def test_progress_stages_shows_each_stage_and_logs_every_epoch(tiny_data, tmp_pa
     train(cfg, tiny_data, tmp_path / "run", progress="stages")
     shown = [re.sub(r"\d+(\.\d+)?", "N", line) for line in capsys.readouterr().err.splitlines()]
     assert shown == [
-        "teacher: pose+gru, N params; N epochs on N training clips, N ranks",
+        "teacher: pose+gru, N params; N epochs on N training clips, N rank",
         "teacher: done in N s, val AUC N (epoch N/N)",
-        "student: pose+gru, N params; N epochs on N training clips, N ranks",
+        "student: pose+gru, N params; N epochs on N training clips, N rank",
         "student: done in N s, val AUC N (epoch N/N)",
         "test: student AUC N, accuracy [N N N N N N N N N N]; teacher (offline) AUC N",
     ]
