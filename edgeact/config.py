@@ -1,8 +1,11 @@
 """Config dataclasses from plain (YAML) dicts, with exact error sentences and "did you mean" (torch-free).
 
-Each model file declares its own config dataclass (nanoGPT style); this module only turns a
-dict into one. A field's ``metadata`` may carry ``choices`` (allowed strings), ``min`` and
-``max`` (inclusive bounds). Cross-field rules live in each dataclass's ``__post_init__``.
+Each model file declares its own config dataclass (nanoGPT style), and edgeact.train.config the
+training config's; :func:`parse_config` turns a dict into any of them, a :class:`Wording` saying
+how the messages name that config. A field's ``metadata`` may carry ``choices`` (allowed
+strings), ``min`` and ``max`` (inclusive bounds); a field without a default must be given; a
+dataclass-typed field is a nested section. Cross-field rules live in each dataclass's
+``__post_init__`` (or its ``from_dict``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,31 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """How messages name a config. ``label`` starts sentences about a value or a section ("Model
+    config 'head.layers' must be ...", "Model config section 'pose' must be a mapping"); ``part``
+    names a section inside one ("Unknown key 'x' in model config section 'head'"); the whole
+    config is "the <label>". ``sort_keys`` lists valid keys alphabetically, else as declared;
+    ``quote`` adds the value to "must be a mapping" sentences."""
+
+    label: str = "Model config"
+    part: str = "model config section"
+    sort_keys: bool = True
+    quote: bool = False
+
+    def start(self, where: str) -> str:
+        return f"{self.label} section '{where}'" if where else f"The {self.label.lower()}"
+
+    def inside(self, where: str) -> str:
+        return f"{self.part} '{where}'" if where else f"the {self.label.lower()}"
+
+
+MODEL = Wording()
+
+
 def section_name(where: str) -> str:
-    return "the model config" if not where else f"model config section '{where}'"
+    return MODEL.inside(where)
 
 
 def check_choice(value: str, choices: Iterable[str], where: str, what: str) -> None:
@@ -42,32 +68,45 @@ def check_choice(value: str, choices: Iterable[str], where: str, what: str) -> N
         )
 
 
-def parse_config(cls: type[C], data: Any, where: str, extra: Iterable[str] = ()) -> C:
+def parse_config(cls: type[C], data: Any, where: str, extra: Iterable[str] = (), *,
+                 wording: Wording = MODEL) -> C:
     """Build dataclass ``cls`` from mapping ``data``.
 
-    ``where`` is the dotted path of the section in the whole config (for messages); keys in
-    ``extra`` are allowed but read by the caller (e.g. ``name`` choosing the class).
+    ``where`` is the dotted path of the section in the whole config (for messages, '' for the
+    whole); keys in ``extra`` are allowed but read by the caller (e.g. ``name`` choosing the
+    class). Nested sections are built the same way; one left empty (YAML reads ``key:`` as null)
+    takes its defaults.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{section_name(where).capitalize()} must be a mapping, got {type(data).__name__}.")
+        value = f" {data!r}" if wording.quote else ""
+        raise ConfigError(f"{wording.start(where)} must be a mapping, got {type(data).__name__}{value}.")
     fields = dataclasses.fields(cls)
-    check_keys(data, {f.name for f in fields} | set(extra), where)
+    check_keys(data, [*(f.name for f in fields), *extra], where, wording)
+
+    def section(sub: type, value: Any, path: str) -> Any:
+        return parse_config(sub, {} if value is None else value, path, wording=wording)
+
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in fields:
         if f.name in data:
             path = f"{where}.{f.name}" if where else f.name
-            kwargs[f.name] = parse_value(data[f.name], hints[f.name], path, f.metadata)
+            kwargs[f.name] = parse_value(data[f.name], hints[f.name], path, f.metadata,
+                                         label=wording.label, section=section)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{wording.start(where)} needs '{f.name}'.")
     return cls(**kwargs)
 
 
-def check_keys(data: Mapping, allowed: Iterable[str], where: str) -> None:
+def check_keys(data: Mapping, allowed: Iterable[str], where: str, wording: Wording = MODEL) -> None:
     """Raise ConfigError naming the first key of ``data`` not in ``allowed``."""
-    allowed = sorted(allowed)
+    allowed = list(dict.fromkeys(allowed))
+    if wording.sort_keys:
+        allowed.sort()
     for key in data:
         if key not in allowed:
             raise ConfigError(
-                f"Unknown key '{key}' in {section_name(where)}.{did_you_mean(str(key), allowed)} "
+                f"Unknown key '{key}' in {wording.inside(where)}.{did_you_mean(str(key), allowed)} "
                 f"Valid keys: {', '.join(allowed)}."
             )
 

@@ -18,7 +18,7 @@ import importlib
 # registration of these commands) must not import torch.
 _LAZY = {
     "TrainConfig": "edgeact.train.config", "apply_overrides": "edgeact.train.config",
-    "load_config": "edgeact.train.config", "parse_config": "edgeact.train.config",
+    "load_config": "edgeact.train.config",
     "RATIOS": "edgeact.train.evaluate", "Evaluation": "edgeact.train.evaluate",
     "evaluate_model": "edgeact.train.evaluate", "evaluate_offline": "edgeact.train.evaluate",
     "evaluate_stream": "edgeact.train.evaluate", "train": "edgeact.train.trainer",

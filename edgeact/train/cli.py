@@ -53,13 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from edgeact.errors import ConfigError
-    from edgeact.train.config import apply_overrides, load_config, parse_config
+    from edgeact.train.config import TrainConfig, apply_overrides, load_config
     from edgeact.train.trainer import load_run_config, train
 
     if args.config:
         cfg = load_config(args.config, args.overrides)
     elif args.resume:
-        cfg = parse_config(apply_overrides(load_run_config(args.out), args.overrides), source=str(args.out))
+        cfg = TrainConfig.from_dict(apply_overrides(load_run_config(args.out), args.overrides), source=str(args.out))
     else:
         raise ConfigError("edgeact train needs --config (or --resume to continue a run from its last.pt).")
     if args.threads is not None and args.threads < 1:

@@ -40,11 +40,14 @@ from typing import Any, Optional
 import yaml
 
 from edgeact.errors import ConfigError
-from edgeact.config import did_you_mean, parse_value
+from edgeact.config import Wording, did_you_mean, parse_config
 from edgeact.models.streaming import ModelConfig
 
 
 KEYPOINT_VIEWS = ("noisy_keypoints", "keypoints")  # Clip attributes: as an estimator sees them, or exact
+
+# "Config 'student.epochs' must be ...", "Unknown key 'epoch' in section 'student'. ... Valid keys: <as declared>"
+WORDING = Wording(label="Config", part="section", sort_keys=False, quote=True)
 
 
 # ----------------------------------------------------------------------------- schema
@@ -211,8 +214,31 @@ class TrainConfig:
     eval: Eval = field(default_factory=Eval)
     description: str = ""
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> TrainConfig:
+        """Build and check a config from a plain mapping (the inverse of :meth:`to_dict`);
+        ``source`` (a file's path) starts the messages about the mapping as a whole."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: a training config must be a mapping, got {type(data).__name__}.")
+        if data.get("student") is None:
+            raise ConfigError(f"{source}: the config needs a 'student' section (model, epochs, ...).")
+        cfg = parse_config(cls, data, "", wording=WORDING)
+        for name in ("teacher", "student"):
+            stage = getattr(cfg, name)
+            if stage is not None:
+                _check_model(stage.model, name)
+        if cfg.teacher is not None:
+            losses = cfg.teacher.losses
+            if losses.uses_teacher or losses.self_kd.weight > 0:
+                raise ConfigError("The teacher learns from labels only: set teacher.losses feature_kd, logit_kd "
+                                  "and self_kd weights to 0.")
+        if cfg.student.losses.uses_teacher and cfg.teacher is None:
+            raise ConfigError("student.losses use a teacher (feature_kd or logit_kd weight > 0) but the config "
+                              "has no 'teacher' section; add one or set those weights to 0.")
+        return cfg
+
     def to_dict(self) -> dict:
-        """Plain dict (lists, no tuples) that :func:`parse_config` maps back to this config."""
+        """Plain dict (lists, no tuples) that :meth:`from_dict` maps back to this config."""
         return _plain(dataclasses.asdict(self))
 
 
@@ -226,7 +252,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         raise ConfigError(f"Cannot read config {path}: {exc.strerror or exc}.") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config {path} is not valid YAML: {exc}") from exc
-    return parse_config(apply_overrides(data if data is not None else {}, overrides), source=str(path))
+    return TrainConfig.from_dict(apply_overrides(data if data is not None else {}, overrides), source=str(path))
 
 
 def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
@@ -267,27 +293,6 @@ def _check_path(path: list[str], item: str) -> None:
         cls = _unwrap_optional(typing.get_type_hints(cls)[part])
 
 
-def parse_config(data: Any, source: str = "config") -> TrainConfig:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a training config must be a mapping, got {type(data).__name__}.")
-    if data.get("student") is None:
-        raise ConfigError(f"{source}: the config needs a 'student' section (model, epochs, ...).")
-    cfg = _parse_section(TrainConfig, data, "")
-    for name in ("teacher", "student"):
-        stage = getattr(cfg, name)
-        if stage is not None:
-            _check_model(stage.model, name)
-    if cfg.teacher is not None:
-        losses = cfg.teacher.losses
-        if losses.uses_teacher or losses.self_kd.weight > 0:
-            raise ConfigError("The teacher learns from labels only: set teacher.losses feature_kd, logit_kd "
-                              "and self_kd weights to 0.")
-    if cfg.student.losses.uses_teacher and cfg.teacher is None:
-        raise ConfigError("student.losses use a teacher (feature_kd or logit_kd weight > 0) but the config has "
-                          "no 'teacher' section; add one or set those weights to 0.")
-    return cfg
-
-
 def _check_model(model: dict, stage: str) -> None:
     # num_classes may come from the dataset later; any valid count lets the rest be checked now
     probe = {**model, "num_classes": model.get("num_classes", 2)}
@@ -297,37 +302,10 @@ def _check_model(model: dict, stage: str) -> None:
         raise ConfigError(f"{stage}.model: {exc}") from exc
 
 
-# ----------------------------------------------------------------------------- typed parsing
-def _parse_section(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"Config section '{where}' must be a mapping, got {type(data).__name__} {data!r}.")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            place = f"section '{where}'" if where else "the config"
-            raise ConfigError(f"Unknown key '{key}' in {place}.{did_you_mean(str(key), names)} "
-                              f"Valid keys: {', '.join(names)}.")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            path = f"{where}.{f.name}" if where else f.name
-            kwargs[f.name] = _parse_value(data[f.name], hints[f.name], path, f.metadata)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"Config section '{where}' needs '{f.name}'.")
-    return cls(**kwargs)
-
-
 def _unwrap_optional(hint: Any) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
-
-
-def _parse_value(value: Any, hint: Any, path: str, meta: Mapping) -> Any:
-    return parse_value(value, hint, path, meta, label="Config", section=_parse_section)
 
 
 def _plain(value: Any) -> Any:

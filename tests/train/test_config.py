@@ -8,7 +8,7 @@ import pytest
 
 from edgeact.errors import ConfigError
 from edgeact.models import build_model
-from edgeact.train.config import apply_overrides, load_config, parse_config
+from edgeact.train.config import TrainConfig, apply_overrides, load_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 MINIMAL = {"student": {"model": {"inputs": ["keypoints"], "head": {"name": "lstm", "hidden": 8}}}}
@@ -18,7 +18,7 @@ def test_set_parses_values_as_yaml():
     data = apply_overrides(MINIMAL, ["student.epochs=3", "student.optimizer.lr=1e-3", "data.augment.enabled=false",
                                      "data.augment.keypoints.scale=[0.8, 1.2]", "student.model.head.hidden=32",
                                      "teacher=null", "seed= 7"])
-    cfg = parse_config(data)
+    cfg = TrainConfig.from_dict(data)
     assert cfg.student.epochs == 3
     assert cfg.student.optimizer.lr == 1e-3  # PyYAML reads 1e-3 as a string; number fields accept it
     assert cfg.data.augment.enabled is False
@@ -51,7 +51,7 @@ def test_set_malformed(item, message):
 
 def test_model_keys_are_checked_by_build_model_with_the_stage_prefix():
     with pytest.raises(ConfigError) as err:
-        parse_config(apply_overrides(MINIMAL, ["student.model.head.hiden=3"]))
+        TrainConfig.from_dict(apply_overrides(MINIMAL, ["student.model.head.hiden=3"]))
     assert str(err.value).startswith("student.model: Unknown key 'hiden' in model config section 'head'. "
                                      "Did you mean 'hidden'?")
 
@@ -68,7 +68,7 @@ def test_model_keys_are_checked_by_build_model_with_the_stage_prefix():
 ])
 def test_invalid_values(override, message):
     with pytest.raises(ConfigError) as err:
-        parse_config(apply_overrides(MINIMAL, [override]))
+        TrainConfig.from_dict(apply_overrides(MINIMAL, [override]))
     assert str(err.value) == message
 
 
@@ -86,12 +86,12 @@ def test_teacher_may_not_distill():
     data = apply_overrides(MINIMAL, ["teacher.model={inputs: [keypoints], head: {name: gru}}",
                                      "teacher.losses.self_kd.weight=1"])
     with pytest.raises(ConfigError, match="The teacher learns from labels only"):
-        parse_config(data)
+        TrainConfig.from_dict(data)
 
 
 def test_round_trip_through_to_dict():
     cfg = load_config(CONFIGS[0])
-    assert parse_config(cfg.to_dict()) == cfg
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_shipped_configs_exist():

@@ -10,13 +10,13 @@ from edgeact.data.skeleton import J
 from edgeact.errors import ConfigError
 from edgeact.models import build_model
 from edgeact.train.augment import ClipAugmenter
-from edgeact.train.config import parse_config
+from edgeact.train.config import TrainConfig
 from edgeact.train.data import BucketBatchSampler, choose_labeled, collate, forward_exact
 
 
 def augment_config(**data):
-    return parse_config({"data": {"augment": data}, "student": {"model": {"inputs": ["keypoints"],
-                                                                          "head": {"name": "gru"}}}}).data.augment
+    student = {"model": {"inputs": ["keypoints"], "head": {"name": "gru"}}}
+    return TrainConfig.from_dict({"data": {"augment": data}, "student": student}).data.augment
 
 
 def keypoints_clip(T: int = 3) -> np.ndarray:

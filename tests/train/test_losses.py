@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from edgeact.train.config import Losses, parse_config
+from edgeact.train.config import Losses, TrainConfig
 from edgeact.train.losses import (FeatureProjection, Objective, classification_loss, feature_kd_loss, logit_kd_loss,
                                   reduce_steps, self_kd_loss)
 
@@ -100,8 +100,9 @@ def test_reduce_steps_sum_averages_over_clips_with_steps():
 
 
 def _losses(**section) -> Losses:
-    cfg = parse_config({"student": {"model": {"inputs": ["keypoints"], "head": {"name": "gru"}}, "losses": section},
-                        "teacher": {"model": {"inputs": ["keypoints"], "head": {"name": "gru", "bidirectional": True}}}})
+    cfg = TrainConfig.from_dict({
+        "student": {"model": {"inputs": ["keypoints"], "head": {"name": "gru"}}, "losses": section},
+        "teacher": {"model": {"inputs": ["keypoints"], "head": {"name": "gru", "bidirectional": True}}}})
     return cfg.student.losses
 
 
