@@ -13,6 +13,7 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,7 @@ import torch
 
 from edgeact.errors import ModelFormatError
 from edgeact.models import StreamingModel, build_model
-from edgeact.models.streaming import FRAME_PREPROCESSING
-from edgeact.spec import FrameSpec, KeypointSpec, ModelSpec, TensorSpec
+from edgeact.spec import ModelSpec
 
 CHECKPOINT_FORMAT = "edgeact.checkpoint/1"
 
@@ -39,25 +39,13 @@ def model_spec(model: StreamingModel, classes: list[str] | tuple[str, ...], *, s
     """The deployable description of a streaming model, derived from the model itself."""
     if len(classes) != model.num_classes:
         raise ModelFormatError(f"the model has {model.num_classes} outputs but {len(classes)} class names were given.")
-    frames = keypoints = None
-    for spec in model.input_spec:
-        if spec.name == "frames":
-            frames = FrameSpec(
-                size=tuple(spec.shape[1:]),
-                mean=tuple(FRAME_PREPROCESSING["mean"]),
-                std=tuple(FRAME_PREPROCESSING["std"]),
-                color_order=FRAME_PREPROCESSING["channel_order"],
-            )
-        elif spec.name == "keypoints":
-            people, joints, channels = spec.shape
-            keypoints = KeypointSpec(people=people, joints=joints, dims=channels - 1)
-    state = tuple(TensorSpec(s.name, tuple(s.shape), s.as_dict()["dtype"]) for s in model.state_spec)
     return ModelSpec(
         classes=tuple(classes),
-        state=state,
-        frames=frames,
-        keypoints=keypoints,
+        state=model.state_spec,
+        frames=model.frame_spec,
+        keypoints=model.keypoint_spec,
         stride=stride,
+        features=model.features_spec,
         arch={"architecture": model.describe()["architecture"], "config": model.config.to_dict()},
         weights_sha256=weights_sha256(model),
     )
@@ -114,4 +102,6 @@ def checkpoint_spec(model: StreamingModel, payload: dict, path: str | Path) -> M
         raise ModelFormatError(
             f"{path} holds an offline-only model ({model.offline_reason}); only streaming students deploy."
         )
-    return ModelSpec.from_dict(payload["spec"], source=str(path))
+    spec = ModelSpec.from_dict(payload["spec"], source=str(path))
+    # checkpoints saved before the feature boundaries were declared: the model knows them
+    return spec if spec.features else replace(spec, features=model.features_spec)

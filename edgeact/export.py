@@ -1,8 +1,11 @@
 """PyTorch checkpoint -> ONNX step graph, with the model's spec in its metadata, verified.
 
 The exported graph is the streaming step: inputs are the preprocessed frame and/or keypoints
-plus every state tensor (``state_in.<name>``); outputs are ``logits``, ``probs`` and every next
-state (``state_out.<name>``). The graph is stateless, so any runtime can carry the state.
+plus every state tensor (``state_in.<name>``); outputs are ``logits``, ``probs``, the declared
+feature boundaries (``features.frames``, ``features.keypoints``: what the encoders hand to the
+head) and every next state (``state_out.<name>``). The graph is stateless, so any runtime can
+carry the state. The spec's ``arch["kernel_plan"]`` declares the recurrent head (cells, state
+names, weight initializers) for runtimes that run it on their own kernels.
 After writing, the graph is run with ONNX Runtime for a stream of steps on fresh random
 inputs against PyTorch float32 and float64 (the tolerance rule is in ``edgeact.parity``); if
 they disagree the export fails and nothing is left at ``out``.
@@ -22,7 +25,7 @@ from edgeact.checkpoint import checkpoint_spec, load_checkpoint
 from edgeact.errors import ExportError, InputError
 from edgeact.models import StreamingModel
 from edgeact.parity import FACTOR, ParityCheck, float64_twin
-from edgeact.spec import METADATA_KEY, ModelSpec
+from edgeact.spec import FRAMES, LOGITS, METADATA_KEY, PROBS, STATE_IN, STATE_OUT, ModelSpec
 
 LEGACY_OPSET = 17  # the TorchScript exporter; older Jetson TensorRT versions need <= 17
 OPSETS = (17, 18, 19, 20, 21)
@@ -41,35 +44,56 @@ class ExportReport:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-class _ExportedStep(torch.nn.Module):
-    """step_flat plus softmax probabilities, in the output order the spec names."""
-
-    def __init__(self, model: StreamingModel):
-        super().__init__()
-        self.model = model
-        self.training = False
-
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, *states = self.model.step_flat(*tensors)
-        return (logits, torch.softmax(logits, dim=-1), *states)
-
-
-def _example_inputs(spec: ModelSpec, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Plausible random step inputs: normalised pixels, keypoints in a frame, then zero states."""
+def example_inputs(model: StreamingModel, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Plausible random step inputs for ``model``: normalised pixels, keypoints in a frame."""
     tensors = []
-    for name in spec.input_names:
-        if name == "frames":
-            tensors.append(torch.randn(batch, *spec.input_shape(name), generator=generator))
-        elif name == "keypoints":
-            shape = spec.input_shape(name)
-            kp = torch.rand(batch, *shape, generator=generator) * 100.0
-            kp[..., -1] = (torch.rand(batch, *shape[:-1], generator=generator) > 0.2).float()
+    for spec in model.input_spec:
+        if spec.name == FRAMES:
+            tensors.append(torch.randn(batch, *spec.shape, generator=generator))
+        else:
+            kp = torch.rand(batch, *spec.shape, generator=generator) * 100.0
+            kp[..., -1] = (torch.rand(batch, *spec.shape[:-1], generator=generator) > 0.2).float()
             tensors.append(kp)
     return tensors
 
 
-def _zero_states(spec: ModelSpec, batch: int) -> list[torch.Tensor]:
-    return [torch.zeros(batch, *s.shape, dtype=getattr(torch, s.dtype)) for s in spec.state]
+def step_names(model: StreamingModel) -> tuple[list[str], list[str]]:
+    """The step graph's input and output names, in the order of ``model.as_step_module()``;
+    the same as ``ModelSpec.input_names``/``output_names`` of the model's spec."""
+    states = [s.name for s in model.state_spec]
+    inputs = [s.name for s in model.input_spec] + [STATE_IN + n for n in states]
+    outputs = [LOGITS, PROBS] + [f.name for f in model.features_spec] + [STATE_OUT + n for n in states]
+    return inputs, outputs
+
+
+def trace_step(model: StreamingModel, path: Path, *, opset: int = LEGACY_OPSET, batch: int = 2, dynamic: bool = True,
+               seed: int = 1234) -> None:
+    """Write ``model``'s step graph (``as_step_module``) to ``path``: the one export path, used by
+    :func:`export_onnx` and by the tests. ``batch`` is the example batch (2: a traced batch of 1
+    can get specialised); ``dynamic`` makes the batch axis dynamic."""
+    args = tuple(example_inputs(model, batch, torch.Generator().manual_seed(seed))) + tuple(
+        model.init_state(batch).values())
+    names_in, names_out = step_names(model)
+    step = model.as_step_module().eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        if opset == LEGACY_OPSET:
+            axes = {n: {0: "batch"} for n in names_in + names_out} if dynamic else None
+            # The legacy exporter is chosen on purpose (opset 17 for older Jetson TensorRT);
+            # its deprecation notice is not news to the user who asked for opset 17.
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
+            torch.onnx.export(step, args, str(path), input_names=names_in, output_names=names_out,
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        else:
+            # torch's own deprecation notices from inside the exporter; nothing a user can act on
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # forward(*tensors): the one varargs parameter gets a tuple of per-tensor specs
+            batch_dim = torch.export.Dim("batch", min=1, max=4096)
+            shapes = (tuple({0: batch_dim} for _ in args),) if dynamic else None
+            program = torch.onnx.export(step, args, input_names=names_in, output_names=names_out,
+                                        dynamic_shapes=shapes, opset_version=opset, dynamo=True,
+                                        verbose=False)
+            program.save(str(path))
 
 
 def export_onnx(
@@ -101,17 +125,15 @@ def export_onnx(
     t = time.perf_counter()
     model, payload = load_checkpoint(model_path)
     spec = checkpoint_spec(model, payload, model_path)
-    step = _ExportedStep(model).eval()
     example_batch = 2 if batch == "dynamic" else batch  # 2: a traced batch of 1 can get specialised
-    args = tuple(_example_inputs(spec, example_batch, torch.Generator().manual_seed(seed)) + _zero_states(spec, example_batch))
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
     tmp = out.with_name(out.name + ".tmp")
     exporter = "torchscript" if opset == LEGACY_OPSET else "dynamo"
     try:
-        _run_exporter(step, args, tmp, spec, opset, dynamic=batch == "dynamic")
-        spec = _finish_model(tmp, spec, simplify, model.state_dict())
+        trace_step(model, tmp, opset=opset, batch=example_batch, dynamic=batch == "dynamic", seed=seed)
+        spec = _finish_model(tmp, spec, simplify, model)
         timings["export"] = time.perf_counter() - t
         t = time.perf_counter()
         check = verify_onnx(model, spec, tmp, steps=verify_steps, batch=example_batch, seed=seed + 1,
@@ -127,31 +149,9 @@ def export_onnx(
                         timings)
 
 
-def _run_exporter(step, args, path: Path, spec: ModelSpec, opset: int, *, dynamic: bool) -> None:
-    names_in, names_out = list(spec.input_names), list(spec.output_names)
-    with torch.no_grad(), warnings.catch_warnings():
-        if opset == LEGACY_OPSET:
-            axes = {n: {0: "batch"} for n in names_in + names_out} if dynamic else None
-            # The legacy exporter is chosen on purpose (opset 17 for older Jetson TensorRT);
-            # its deprecation notice is not news to the user who asked for opset 17.
-            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
-            torch.onnx.export(step, args, str(path), input_names=names_in, output_names=names_out,
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
-        else:
-            # torch's own deprecation notices from inside the exporter; nothing a user can act on
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            # forward(*tensors): the one varargs parameter gets a tuple of per-tensor specs
-            batch_dim = torch.export.Dim("batch", min=1, max=4096)
-            shapes = (tuple({0: batch_dim} for _ in args),) if dynamic else None
-            program = torch.onnx.export(step, args, input_names=names_in, output_names=names_out,
-                                        dynamic_shapes=shapes, opset_version=opset, dynamo=True,
-                                        verbose=False)
-            program.save(str(path))
-
-
-def _finish_model(path: Path, spec: ModelSpec, simplify: bool, weights: dict[str, torch.Tensor]) -> ModelSpec:
-    """Simplify if asked, record where each weight lives, write the spec into metadata_props."""
+def _finish_model(path: Path, spec: ModelSpec, simplify: bool, model: StreamingModel) -> ModelSpec:
+    """Simplify if asked, declare the head's kernel plan with the graph's weight names, write
+    the spec into metadata_props."""
     import onnx
     from onnx import numpy_helper
 
@@ -161,7 +161,10 @@ def _finish_model(path: Path, spec: ModelSpec, simplify: bool, weights: dict[str
 
         proto = onnxslim.slim(proto)
     initializers = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
-    spec = replace(spec, arch={**spec.arch, "onnx_weights": locate_weights(weights, initializers)})
+    plan = model.kernel_plan()
+    if plan is not None:
+        plan = _resolve_plan(plan, locate_weights(model.state_dict(), initializers))
+    spec = replace(spec, arch={**spec.arch, "kernel_plan": plan})
     del proto.metadata_props[:]
     for key, value in {METADATA_KEY: spec.to_json(), "edgeact_version": spec.edgeact_version,
                        "classes": ",".join(spec.classes)}.items():
@@ -173,13 +176,30 @@ def _finish_model(path: Path, spec: ModelSpec, simplify: bool, weights: dict[str
     return spec
 
 
+def _resolve_plan(plan, located: dict[str, list]):
+    """The head's kernel plan with every PyTorch parameter name (a ``{"param": name}`` leaf)
+    replaced by where the graph keeps it: ``{"initializer": name, "transposed": bool}``."""
+    if isinstance(plan, dict) and set(plan) == {"param"}:
+        name = plan["param"]
+        if name not in located:
+            raise ExportError(f"the exported graph has no initializer holding {name!r} (the exporter fused or "
+                              "folded it); its kernel plan cannot be declared.")
+        initializer, transposed = located[name]
+        return {"initializer": initializer, "transposed": transposed}
+    if isinstance(plan, dict):
+        return {key: _resolve_plan(value, located) for key, value in plan.items()}
+    if isinstance(plan, list):
+        return [_resolve_plan(value, located) for value in plan]
+    return plan
+
+
 def locate_weights(weights: dict[str, torch.Tensor], initializers: dict[str, np.ndarray]) -> dict[str, list]:
     """PyTorch parameter name -> [ONNX initializer name, transposed?] for every weight that the
     exporter kept as an initializer, found by value (exporters rename and pre-transpose them).
 
-    Runtimes that execute parts of the step themselves (the native backend) read the weights
-    from the artifact through this map, never from torch. Weights the exporter fused (a BatchNorm
-    folded into a convolution) are absent from it.
+    The exporter resolves the head's kernel plan through this map, so runtimes that execute the
+    head themselves (the native backend) read weights by the names the artifact declares.
+    Weights the exporter fused (a BatchNorm folded into a convolution) are absent from it.
     """
     by_bytes: dict[tuple, tuple[str, bool]] = {}
     for name, array in initializers.items():
@@ -202,27 +222,30 @@ def locate_weights(weights: dict[str, torch.Tensor], initializers: dict[str, np.
 def verify_onnx(model: StreamingModel, spec: ModelSpec, path: Path, *, steps: int, batch: int, seed: int,
                 factor: float = FACTOR) -> ParityCheck:
     """Stream ONNX Runtime, PyTorch float32 and PyTorch float64 side by side, each carrying its
-    own state, and compare logits and states at every step (``edgeact.parity``)."""
+    own state, and compare logits, features and states at every step (``edgeact.parity``)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
-    data_names = [n for n in spec.input_names if not n.startswith("state_in.")]
     exact_model = float64_twin(model)
-    torch_states = _zero_states(spec, batch)
+    torch_states = list(model.init_state(batch).values())
     exact_states = [s.double() for s in torch_states]
     ort_states = [s.numpy() for s in torch_states]
-    output_names = ["logits"] + [n for n in spec.output_names if n.startswith("state_out.")]
+    data_names = [s.name for s in spec.data_inputs]
+    state_names = list(spec.input_names[len(data_names):])
+    compared = [LOGITS] + list(spec.output_names[2:])  # probs follow from logits
+    n_features = len(spec.features)
     check = ParityCheck(factor)
     for t in range(steps):
-        inputs = _example_inputs(spec, batch, generator)
+        inputs = example_inputs(model, batch, generator)
         with torch.no_grad():
-            logits, *torch_states = model.step_flat(*inputs, *torch_states)
-            exact_logits, *exact_states = exact_model.step_flat(*(x.double() for x in inputs), *exact_states)
+            logits, *torch_rest = model.step_flat(*inputs, *torch_states)
+            exact_logits, *exact_rest = exact_model.step_flat(*(x.double() for x in inputs), *exact_states)
         feed = {n: x.numpy() for n, x in zip(data_names, inputs)}
-        feed.update({n: s for n, s in zip(spec.input_names[len(data_names):], ort_states)})
-        ort_logits, *ort_states = session.run(output_names, feed)
-        for name, exact, ours, theirs in zip(output_names, [exact_logits, *exact_states], [logits, *torch_states],
-                                             [ort_logits, *ort_states]):
+        feed.update(zip(state_names, ort_states))
+        ort_logits, *ort_rest = session.run(compared, feed)
+        for name, exact, ours, theirs in zip(compared, [exact_logits, *exact_rest], [logits, *torch_rest],
+                                             [ort_logits, *ort_rest]):
             check.update(t, name, exact.numpy(), ours.numpy(), theirs)
+        torch_states, exact_states, ort_states = torch_rest[n_features:], exact_rest[n_features:], ort_rest[n_features:]
     return check

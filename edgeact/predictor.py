@@ -1,10 +1,15 @@
 """Predictor: one ``push(frame)`` per frame, one prediction per push, in constant time.
 
-Each stream (camera, tracked person) has its own state, owned by the backend and swapped
-between steps; nothing accumulates per frame. Thread safety: the Predictor may be shared
-between threads. Pushes on *different* streams run concurrently; pushes on the same stream are
-serialised by that stream's lock (their order is then the order the locks are taken, so one
-thread per stream is the sensible design). ``push_many`` holds the locks of all its streams.
+Each stream (camera, tracked person) owns a slot of the runner's state pool (backends/pool.py):
+persistent buffers the step reads and writes in place; nothing accumulates per frame. A call
+is validate -> admit -> step -> decide: every input is checked and every timestamp compared
+before any stream is created or changed, so a rejected call leaves the streams, and the set of
+streams, exactly as they were.
+
+Thread safety: the Predictor may be shared between threads. Pushes on *different* streams run
+concurrently; pushes on the same stream are serialised by that stream's lock (their order is
+then the order the locks are taken, so one thread per stream is the sensible design).
+``push_many`` holds the locks of all its streams.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.backends import Backend, load_backend
+from edgeact.backends import BACKENDS, Loader, Runner, backend_classes, load_backend
+from edgeact.backends.pool import StatePool
 from edgeact.errors import InputError, InputTypeError, StreamError
 from edgeact.preprocess import check_frame, preprocess_frame, preprocess_keypoints
 from edgeact.spec import FRAMES, KEYPOINTS, ModelSpec
@@ -73,15 +79,16 @@ class Prediction:
 
 
 class _Stream:
-    __slots__ = ("lock", "state", "frames_seen", "steps", "probs", "logits", "candidate", "run_length",
+    __slots__ = ("lock", "slot", "closed", "frames_seen", "steps", "probs", "logits", "candidate", "run_length",
                  "decision", "decision_frame", "last_timestamp")
 
-    def __init__(self, state: list) -> None:
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.restart(state)
+        self.slot: int | None = None  # None until admitted
+        self.closed = False  # closed (or never admitted): a push that waited on its lock looks again
+        self.restart()
 
-    def restart(self, state: list) -> None:
-        self.state = state
+    def restart(self) -> None:
         self.frames_seen = 0
         self.steps = 0
         self.probs: np.ndarray | None = None
@@ -111,24 +118,28 @@ class Predictor:
 
     def __init__(
         self,
-        model: str | Path | Backend,
+        model: str | Path | Runner | Loader,
         backend: str = "auto",
         *,
         device: str = "auto",
         policy: DecisionPolicy | None = None,
         threads: int | None = None,
+        max_streams: int | None = None,
         **options: Any,
     ) -> None:
-        if isinstance(model, Backend):
-            self._backend = model  # an already loaded backend (or a test double of one)
+        if isinstance(model, Runner):
+            self._runner = model  # an already loaded runner (or a test double of one)
+        elif isinstance(model, Loader):
+            self._runner = backend_classes(BACKENDS[model.backend])[1](model)
         elif isinstance(model, (str, Path)):
-            self._backend = load_backend(model, backend, device=device, threads=threads, **options)
+            self._runner = load_backend(model, backend, device=device, threads=threads, **options)
         else:
             raise InputTypeError(
-                f"model must be a path to a .onnx, .pt or .engine file or a loaded Backend, got {type(model).__name__}."
+                f"model must be a path to a .onnx, .pt or .engine file, a Runner or a Loader, got {type(model).__name__}."
             )
         self.policy = policy or DecisionPolicy()
-        self.spec: ModelSpec = self._backend.spec
+        self.spec: ModelSpec = self._runner.spec
+        self._pool = StatePool(self._runner, max_streams=max_streams)
         self._streams: dict[Hashable, _Stream] = {}
         self._streams_lock = threading.Lock()
         self._closed = False
@@ -140,27 +151,22 @@ class Predictor:
 
     @property
     def backend(self) -> str:
-        return self._backend.name
+        return self._runner.name
+
+    @property
+    def max_streams(self) -> int | None:
+        return self._pool.max_streams
 
     @property
     def streams(self) -> tuple[Hashable, ...]:
+        """The open streams (admitted by a push, not closed)."""
         with self._streams_lock:
-            return tuple(self._streams)
+            return tuple(self._known())
 
     def describe(self) -> dict[str, Any]:
-        return {**self._backend.describe(), "spec": self.spec.to_dict()}
+        return {**self._runner.describe(), "spec": self.spec.to_dict(), "max_streams": self._pool.max_streams}
 
     # -- streams -------------------------------------------------------------------------------
-    def _stream(self, key: Hashable, *, create: bool) -> _Stream:
-        self._check_open()
-        with self._streams_lock:
-            stream = self._streams.get(key)
-            if stream is None:
-                if not create:
-                    raise StreamError(f"unknown stream {key!r}; known streams: {list(self._streams)}.")
-                stream = self._streams[key] = _Stream(self._backend.init_state(1))
-            return stream
-
     def reset(self, stream: Hashable = DEFAULT_STREAM) -> None:
         """Start ``stream`` afresh (zero state, no frames seen, no decision).
 
@@ -172,15 +178,60 @@ class Predictor:
         if s is None:
             return
         with s.lock:
-            s.restart(self._backend.init_state(1))
+            if s.slot is not None and not s.closed:
+                self._pool.zero(s.slot)
+                s.restart()
 
     def close_stream(self, stream: Hashable) -> None:
-        """Forget ``stream`` and free its state."""
+        """Forget ``stream`` and free its slot."""
         self._check_open()
         with self._streams_lock:
-            if stream not in self._streams:
-                raise StreamError(f"unknown stream {stream!r}; known streams: {list(self._streams)}.")
+            s = self._streams.get(stream)
+            if s is None or s.slot is None:  # unknown, or a push admitting it has not finished
+                raise StreamError(f"unknown stream {stream!r}; known streams: {self._known()}.")
             del self._streams[stream]
+        with s.lock:  # after any push in flight on it
+            self._retire(s)
+
+    def _known(self) -> list[Hashable]:
+        return [k for k, s in self._streams.items() if s.slot is not None]
+
+    def _retire(self, s: _Stream) -> None:
+        """Under ``s.lock``: mark it closed and give its slot back."""
+        s.closed = True
+        if s.slot is not None:
+            self._pool.release(s.slot)
+            s.slot = None
+
+    def _lock_streams(self, keys: list[Hashable]) -> list[_Stream]:
+        """The streams of ``keys``, locked; unknown ones are registered unadmitted (no slot yet)."""
+        while True:
+            with self._streams_lock:
+                streams = []
+                for key in keys:
+                    s = self._streams.get(key)
+                    if s is None:
+                        s = self._streams[key] = _Stream()
+                    streams.append(s)
+            for s in sorted(streams, key=id):  # a fixed lock order: no deadlock between calls
+                s.lock.acquire()
+            if not any(s.closed for s in streams):
+                return streams
+            self._unlock(streams)  # one was closed while we waited: look the keys up again
+
+    @staticmethod
+    def _unlock(streams: list[_Stream]) -> None:
+        for s in streams:
+            s.lock.release()
+
+    def _forget(self, keys: list[Hashable], streams: list[_Stream]) -> None:
+        """Under their locks: undo the admission of streams a rejected call admitted (or would
+        have), so the set of streams is as it was; a push waiting on one of them looks again."""
+        with self._streams_lock:
+            for key, s in zip(keys, streams):
+                if self._streams.get(key) is s:
+                    del self._streams[key]
+                self._retire(s)
 
     # -- pushing frames --------------------------------------------------------------------------
     def push(
@@ -195,59 +246,65 @@ class Predictor:
         return self.push_many({stream: {"frame": frame, "keypoints": keypoints, "timestamp": timestamp}})[stream]
 
     def push_many(self, items: Mapping[Hashable, Any]) -> dict[Hashable, Prediction]:
-        """Feed one frame to each of several streams; the due streams run as one batched step.
+        """Feed one frame to each of several streams; the due streams run as one batched step
+        (split to the runner's ``max_batch`` where an engine profile bounds it).
 
         ``items`` maps stream -> frame, or stream -> {"frame":..., "keypoints":..., "timestamp":...}.
-        Every input is validated before any stream changes: one bad frame rejects the call and
-        leaves all streams as they were.
+        Validate -> admit -> step -> decide: one bad frame, a timestamp going back, or more
+        streams than ``max_streams`` rejects the call and leaves every stream as it was.
         """
         if not isinstance(items, Mapping) or not items:
             raise InputError("push_many needs a non-empty mapping of stream -> frame.")
         t0 = time.perf_counter()
         self._check_open()
         keys = list(items)
-        parsed = [self._parse_item(k, items[k]) for k in keys]  # before any stream is touched
-        streams = [self._stream(k, create=True) for k in keys]
-        for s in sorted(streams, key=id):  # a fixed lock order: no deadlock between calls
-            s.lock.acquire()
+        parsed = [self._parse_item(k, items[k]) for k in keys]  # validate: before any stream is touched
+        streams = self._lock_streams(keys)
+        new = [i for i, s in enumerate(streams) if s.slot is None]  # to admit (created by us or a waiting call)
         try:
-            for key, s, (_, _, ts) in zip(keys, streams, parsed):
-                if ts is not None and s.last_timestamp is not None and ts <= s.last_timestamp:
-                    raise InputError(
-                        f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}."
+            try:
+                for key, s, (_, _, ts) in zip(keys, streams, parsed):
+                    if ts is not None and s.last_timestamp is not None and ts <= s.last_timestamp:
+                        raise InputError(
+                            f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}."
+                        )
+                available = self._pool.available()
+                if available is not None and len(new) > available:
+                    raise StreamError(
+                        f"this Predictor holds at most {self._pool.max_streams} streams (max_streams) and "
+                        f"{self._pool.in_use} are open; {len(new)} new ones do not fit. Close a stream first."
                     )
-            due = [i for i, s in enumerate(streams) if s.frames_seen % self.spec.stride == 0]
-            inputs = {name: [] for name in self._data_inputs()}
-            for i in due:
-                frame, keypoints, _ = parsed[i]
-                if frame is not None and FRAMES in inputs:
-                    inputs[FRAMES].append(preprocess_frame(frame, self.spec.frames))
-                if KEYPOINTS in inputs:
-                    inputs[KEYPOINTS].append(keypoints)  # already preprocessed by _parse_item
-            t1 = time.perf_counter()
-            if due:
-                batch = {name: np.stack(arrays) for name, arrays in inputs.items()}
-                state = self._backend.stack_states([streams[i].state for i in due])
-                logits, next_state = self._backend.step(batch, state)
-                split = self._backend.split_state(next_state, [1] * len(due))
-            t2 = time.perf_counter()
+                for i in new:  # admit
+                    streams[i].slot = self._pool.acquire()
+                due = sorted((i for i, s in enumerate(streams) if s.frames_seen % self.spec.stride == 0),
+                             key=lambda i: streams[i].slot)  # slot order: consecutive slots step in place
+                inputs = self._pool.input_buffers(len(due))
+                for row, i in enumerate(due):
+                    frame, keypoints, _ = parsed[i]
+                    if FRAMES in inputs:
+                        inputs[FRAMES][row] = preprocess_frame(frame, self.spec.frames)
+                    if KEYPOINTS in inputs:
+                        inputs[KEYPOINTS][row] = keypoints  # already preprocessed by _parse_item
+                t1 = time.perf_counter()
+                logits = self._pool.step([streams[i].slot for i in due], inputs) if due else None
+                t2 = time.perf_counter()
+            except BaseException:
+                self._forget([keys[i] for i in new], [streams[i] for i in new])
+                raise
             out: dict[Hashable, Prediction] = {}
-            due_pos = {i: n for n, i in enumerate(due)}
-            for i, (key, s) in enumerate(zip(keys, streams)):
+            row_of = {i: row for row, i in enumerate(due)}
+            for i, (key, s) in enumerate(zip(keys, streams)):  # decide
                 s.frames_seen += 1
                 s.last_timestamp = parsed[i][2] if parsed[i][2] is not None else s.last_timestamp
-                if i in due_pos:
-                    n = due_pos[i]
-                    s.state = split[n]
+                if i in row_of:
                     s.steps += 1
-                    s.logits = logits[n]
+                    s.logits = logits[row_of[i]]
                     s.probs = _softmax(s.logits)
                     self._update_decision(s)
-                out[key] = self._prediction(key, s, stepped=i in due_pos, timestamp=parsed[i][2])
+                out[key] = self._prediction(key, s, stepped=i in row_of, timestamp=parsed[i][2])
             t3 = time.perf_counter()
         finally:
-            for s in streams:
-                s.lock.release()
+            self._unlock(streams)
         timings = {
             "preprocess": (t1 - t0) * 1e3 / len(keys),
             "inference": (t2 - t1) * 1e3 / len(keys),
@@ -256,9 +313,6 @@ class Predictor:
         for pred in out.values():
             pred.timings_ms.update(timings)
         return out
-
-    def _data_inputs(self) -> list[str]:
-        return [n for n in (FRAMES, KEYPOINTS) if (self.spec.frames if n == FRAMES else self.spec.keypoints)]
 
     def _parse_item(self, key: Hashable, item: Any) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
         if isinstance(item, Mapping):
@@ -327,11 +381,12 @@ class Predictor:
             raise InputError("this Predictor is closed.")
 
     def close(self) -> None:
-        """Release the backend and every stream; calling it again does nothing."""
+        """Release the runner and every stream; calling it again does nothing."""
         if not self._closed:
             self._closed = True
-            self._streams.clear()
-            self._backend.close()
+            with self._streams_lock:
+                self._streams.clear()
+            self._runner.close()
 
     def __enter__(self) -> Predictor:
         return self
@@ -340,4 +395,4 @@ class Predictor:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Predictor(backend={self.backend!r}, classes={len(self.classes)}, streams={len(self._streams)})"
+        return f"Predictor(backend={self.backend!r}, classes={len(self.classes)}, streams={len(self._known())})"

@@ -46,10 +46,12 @@ def test_dynamic_batch_runs_many_streams(tiny_artifacts):
     for batch in (1, 5):
         feed = {"keypoints": np.random.default_rng(0).random((batch, *spec.input_shape("keypoints")), np.float32) * 50}
         feed.update({f"state_in.{s.name}": np.zeros((batch, *s.shape), np.float32) for s in spec.state})
-        logits, probs, *states = session.run(None, feed)
+        logits, probs, *rest = session.run(None, feed)
         assert logits.shape == probs.shape == (batch, spec.num_classes)
         np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
-        assert len(states) == len(spec.state)
+        features, states = rest[:len(spec.features)], rest[len(spec.features):]
+        assert [f.shape for f in features] == [(batch, *f.shape) for f in spec.features]
+        assert [s.shape for s in states] == [(batch, *s.shape) for s in spec.state]
 
 
 @pytest.mark.parametrize("opset", [18])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from edgeact import InputError, InputTypeError, Predictor, StreamError
-from edgeact.backends.base import Backend
+from edgeact.backends.base import Runner
 from edgeact.parity import ParityCheck, float64_twin
 from edgeact.predictor import DecisionPolicy
 from edgeact.spec import KeypointSpec, ModelSpec, TensorSpec
@@ -265,28 +266,30 @@ def test_concurrent_pushes_on_different_streams(backend, tiny_artifacts, synth_d
 
 
 # --- the decision policy and the stride, on a scripted test double of a backend -------------
-class ScriptedBackend(Backend):
-    """A test double: returns scripted logits per step; state counts steps."""
+class ScriptedRunner(Runner):
+    """A strict test double of a runner: scripted logits per step; the state counts each stream's
+    steps, read from ``state_in`` and written to ``state_out`` as the Runner contract says."""
 
     name = "scripted"
 
-    def __init__(self, logits: list[list[float]], stride: int = 1):
+    def __init__(self, logits: list[list[float]], stride: int = 1, max_batch: int | None = None):
         self._script = np.asarray(logits, np.float32)
-        self.path, self.device, self.threads = None, "cpu", None
-        self.spec = ModelSpec(
-            classes=tuple(f"c{i}" for i in range(self._script.shape[1])),
-            state=(TensorSpec("steps", (1,)),),
-            keypoints=KeypointSpec(people=1, joints=2),
-            stride=stride,
-        )
+        self.max_batch = max_batch
+        self.batches: list[int] = []  # the batch of every step
+        spec = ModelSpec(classes=tuple(f"c{i}" for i in range(self._script.shape[1])),
+                         state=(TensorSpec("steps", (1,)),), keypoints=KeypointSpec(people=1, joints=2),
+                         stride=stride)
+        super().__init__(SimpleNamespace(spec=spec))
 
-    def _load(self, path, **options):  # never called: the double is built in memory
-        raise NotImplementedError
+    def _open(self, runtime):
+        pass
 
-    def _step(self, inputs, state):
-        steps = state[0]
-        logits = self._script[np.minimum(steps[:, 0].astype(int), len(self._script) - 1)]
-        return logits, [steps + 1]
+    def _run(self, inputs, state_in, state_out, key=None):
+        steps = state_in[0]
+        assert inputs["keypoints"].shape == (len(steps), 1, 2, 3)
+        self.batches.append(len(steps))
+        state_out[0][...] = steps + 1
+        return self._script[np.minimum(steps[:, 0].astype(int), len(self._script) - 1)].copy()
 
 
 KP1 = np.zeros((1, 2, 3), np.float32)
@@ -294,7 +297,7 @@ CONFIDENT_A, CONFIDENT_B, UNSURE = [5.0, 0.0], [0.0, 5.0], [0.1, 0.0]
 
 
 def _run(policy, script, n=None, stride=1):
-    p = Predictor(ScriptedBackend(script, stride=stride), policy=policy)
+    p = Predictor(ScriptedRunner(script, stride=stride), policy=policy)
     return [p.push(keypoints=KP1) for _ in range(n or len(script))]
 
 

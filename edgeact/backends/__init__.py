@@ -1,4 +1,8 @@
-"""Runtime backends behind one interface; adding one is one module and one row here."""
+"""Runtime backends behind one interface; adding one is one module and one row here.
+
+Each row names the module and its ``Loader`` (builds the runtime from an artifact) and
+``Runner`` (steps it over the state pool); see base.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeact.backends.base import Backend
+from edgeact.backends.base import Loader, Runner
 from edgeact.errors import BackendError, ModelFormatError
 
 
@@ -16,7 +20,8 @@ from edgeact.errors import BackendError, ModelFormatError
 class BackendEntry:
     name: str
     module: str
-    cls: str
+    loader: str
+    runner: str
     suffixes: tuple[str, ...]  # artifact files this backend runs
     requires: tuple[str, ...]  # importable modules it needs
     speed_rank: int  # lower is faster; "auto" picks the lowest that is present for the file
@@ -25,10 +30,12 @@ class BackendEntry:
 BACKENDS: dict[str, BackendEntry] = {
     entry.name: entry
     for entry in (
-        BackendEntry("tensorrt", "edgeact.backends.tensorrt", "TensorRTBackend", (".engine", ".plan"), ("tensorrt",), 0),
-        BackendEntry("onnxruntime", "edgeact.backends.onnxruntime", "OnnxRuntimeBackend", (".onnx",), ("onnxruntime",), 2),
-        BackendEntry("native", "edgeact.backends.native", "NativeBackend", (".onnx",), ("onnx",), 4),  # opt-in: after onnxruntime
-        BackendEntry("torch", "edgeact.backends.torch", "TorchBackend", (".pt", ".pth"), ("torch",), 3),
+        BackendEntry("onnxruntime", "edgeact.backends.onnxruntime", "OnnxRuntimeLoader", "OnnxRuntimeRunner",
+                     (".onnx",), ("onnxruntime",), 2),
+        # opt-in: after onnxruntime
+        BackendEntry("native", "edgeact.backends.native", "NativeLoader", "NativeRunner", (".onnx",),
+                     ("onnx", "onnxruntime"), 4),
+        BackendEntry("torch", "edgeact.backends.torch", "TorchLoader", "TorchRunner", (".pt", ".pth"), ("torch",), 3),
     )
 }
 
@@ -45,7 +52,7 @@ def available_backends() -> list[str]:
 
 
 def resolve_backend(model: str | Path, backend: str = "auto") -> BackendEntry:
-    """Pick the backend class for a model file: by name, or the fastest present for its suffix."""
+    """Pick the backend for a model file: by name, or the fastest present for its suffix."""
     suffix = Path(model).suffix.lower()
     if backend != "auto":
         entry = BACKENDS.get(backend)
@@ -77,10 +84,21 @@ def resolve_backend(model: str | Path, backend: str = "auto") -> BackendEntry:
     )
 
 
-def load_backend(model: str | Path, backend: str = "auto", **options) -> Backend:
+def backend_classes(entry: BackendEntry) -> tuple[type[Loader], type[Runner]]:
+    module = importlib.import_module(entry.module)
+    return getattr(module, entry.loader), getattr(module, entry.runner)
+
+
+def make_loader(model: str | Path, backend: str = "auto", **options) -> Loader:
+    """The loader of ``model`` for ``backend`` (options checked now; nothing built yet)."""
+    return backend_classes(resolve_backend(model, backend))[0](model, **options)
+
+
+def load_backend(model: str | Path, backend: str = "auto", *, lazy: bool = False, **options) -> Runner:
+    """A runner over ``model``: built now, or on first use with ``lazy``."""
     entry = resolve_backend(model, backend)
-    cls = getattr(importlib.import_module(entry.module), entry.cls)
-    return cls(model, **options)
+    loader_cls, runner_cls = backend_classes(entry)
+    return runner_cls(loader_cls(model, **options), lazy=lazy)
 
 
-__all__ = ["BACKENDS", "Backend", "available_backends", "load_backend", "resolve_backend"]
+__all__ = ["BACKENDS", "Loader", "Runner", "available_backends", "load_backend", "make_loader", "resolve_backend"]

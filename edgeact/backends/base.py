@@ -1,91 +1,149 @@
-"""The one small interface every runtime implements: load, describe I/O, init state, step.
+"""The one small interface every runtime implements: a loader that builds, a runner that steps.
 
-Backends write ``_load`` and ``_step``; the public methods here validate and time. State is
-opaque to the Predictor: a list of backend-native tensors, one per ``spec.state`` entry, batch on
-axis 0, so streams can be stacked into one batched step and split again.
+Polygraphy's split: loading/building is separate from stepping.
+
+* A **Loader** is a lazy callable: ``OnnxRuntimeLoader("m.onnx", device="cpu")()`` builds the
+  runtime object (an ONNX Runtime session, a torch model, an engine). It checks its options
+  when made and reads the artifact's spec without building anything (``loader.spec``).
+* A **Runner** steps that object. Hand it the object itself (a session you configured) or a
+  Loader; with ``lazy=True`` the loader runs on first use, so an engine can be built lazily.
+
+A runner implements one method, ``_run(inputs, state_in, state_out, key) -> logits``: read the
+data inputs and the state (one array per ``spec.state`` entry, batch first), write the next
+state into ``state_out`` (preallocated by the caller), return the logits. It never allocates
+state. ``allocate`` says where state memory lives (numpy by default; torch tensors for torch,
+device memory for GPU runners). ``key`` names the exact buffers of the call (the state pool
+gives one when it hands the same buffers again), so a runner may cache bindings to them.
+
+The public ``step(inputs, state)`` is the stateless form (evaluation, benchmarks, tests): it
+validates inputs and state against the spec (``ModelSpec.check_step``: one check and one
+sentence for every runner) and allocates the next state. The Predictor steps through a
+``StatePool`` instead, which hands ``_run`` views of its persistent buffers.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edgeact.errors import InputError, ModelFormatError
-from edgeact.spec import ModelSpec
-
-State = list  # one tensor per spec.state entry, batch first
+from edgeact.errors import BackendError, ModelFormatError
+from edgeact.spec import ModelSpec, TensorSpec, read_spec
 
 
-class Backend(abc.ABC):
-    """A loaded step graph. Subclasses set ``name`` and implement ``_load`` and ``_step``."""
+def check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelFormatError(f"model path is not a file: {path}")
+    return path
 
-    name: ClassVar[str]
+
+class Loader(abc.ABC):
+    """Builds a backend's runtime object from an artifact, on call."""
+
+    backend: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()  # keyword options taken besides device and threads
 
     def __init__(self, path: str | Path, *, device: str = "auto", threads: int | None = None, **options: Any):
-        path = Path(path)
-        if not path.exists():
-            raise ModelFormatError(f"model file not found: {path}")
-        if not path.is_file():
-            raise ModelFormatError(f"model path is not a file: {path}")
-        self.path = path
-        self.device = device
-        self.threads = threads
-        self.spec: ModelSpec = self._load(path, **options)
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            takes = ", ".join(("device", "threads", *self.options))
+            raise BackendError(f"backend {self.backend!r} does not take option(s) {unknown}; it takes {takes}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise BackendError(f"threads must be a positive int or None, got {threads!r}.")
+        self.path = check_path(path)
+        self.device, self.threads, self.kwargs = device, threads, options
+        self._spec: ModelSpec | None = None
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The artifact's spec, read without building the runtime."""
+        if self._spec is None:
+            self._spec = read_spec(self.path)
+        return self._spec
 
     @abc.abstractmethod
-    def _load(self, path: Path, **options: Any) -> ModelSpec:
-        """Load the artifact and return the spec it carries."""
+    def __call__(self) -> Any:
+        """Build and return the runtime object the runner steps."""
+
+
+class Runner(abc.ABC):
+    """Steps a loaded runtime. Subclasses set ``name`` and write ``_open`` and ``_run``."""
+
+    name: ClassVar[str]
+    max_batch: int | None = None  # the most streams one step takes (an engine profile); None: any
+
+    def __init__(self, source: Any, *, lazy: bool = False):
+        self._loader = source if isinstance(source, Loader) else None
+        self._runtime = None if self._loader else source
+        self._open_lock = threading.Lock()
+        self._opened = False
+        self.spec: ModelSpec = self._loader.spec if self._loader else self._spec_of(source)
+        if not lazy:
+            self.runtime  # noqa: B018 (builds now, so a bad artifact fails here, not at the first frame)
+
+    @property
+    def runtime(self) -> Any:
+        """The loaded object, built by the loader on first use and opened once."""
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    if self._runtime is None:
+                        if self._loader is None:
+                            raise BackendError(f"this {self.name} runner is closed.")
+                        self._runtime = self._loader()
+                    self._open(self._runtime)
+                    self._opened = True
+        return self._runtime
+
+    def _spec_of(self, runtime: Any) -> ModelSpec:
+        """The spec of a runtime object handed over directly (without a loader)."""
+        spec = getattr(runtime, "spec", None)
+        if not isinstance(spec, ModelSpec):
+            raise BackendError(f"a {self.name} runner needs a loader or a loaded object that carries its spec, "
+                               f"got {type(runtime).__name__}.")
+        return spec
 
     @abc.abstractmethod
-    def _step(self, inputs: dict[str, np.ndarray], state: State) -> tuple[np.ndarray, State]:
-        """One step on validated inputs: (logits [B,K] float32 numpy, next state)."""
+    def _open(self, runtime: Any) -> None:
+        """Check the runtime against ``self.spec`` and prepare to step it (once)."""
 
-    # -- state -----------------------------------------------------------------------------
-    def init_state(self, batch: int = 1) -> State:
-        """Zero state for ``batch`` streams, shaped from the spec."""
-        return [np.zeros((batch, *s.shape), dtype=s.dtype) for s in self.spec.state]
+    @abc.abstractmethod
+    def _run(self, inputs: dict[str, np.ndarray], state_in: Sequence[Any], state_out: Sequence[Any],
+             key: Hashable | None = None) -> np.ndarray:
+        """One step on validated inputs: write the next state into ``state_out``, return the
+        logits [B,K] as a new float32 numpy array."""
 
-    def stack_states(self, states: list[State]) -> State:
-        """Several streams' states -> one batched state (batch order = list order)."""
-        if len(states) == 1:
-            return states[0]
-        return [np.concatenate(parts, axis=0) for parts in zip(*states)]
+    def allocate(self, spec: TensorSpec, rows: int) -> Any:
+        """Zeroed memory for ``rows`` streams of one state tensor, where this runner reads it."""
+        return np.zeros((rows, *spec.shape), dtype=spec.dtype)
 
-    def split_state(self, state: State, sizes: list[int]) -> list[State]:
-        """Inverse of ``stack_states``."""
-        if len(sizes) == 1:
-            return [state]
-        bounds = np.cumsum(sizes)[:-1]
-        per_tensor = [np.split(t, bounds, axis=0) for t in state]
-        return [list(parts) for parts in zip(*per_tensor)]
+    # -- the stateless form -------------------------------------------------------------------
+    def init_state(self, batch: int = 1) -> list[np.ndarray]:
+        """Zero state for ``batch`` streams (numpy), for :meth:`step`."""
+        return self.spec.zero_state(batch)
 
-    # -- step --------------------------------------------------------------------------------
-    def step(self, inputs: dict[str, np.ndarray], state: State) -> tuple[np.ndarray, State]:
-        """Validate names, shapes and dtypes against the spec, then run one step."""
-        expected = [n for n in self.spec.input_names if not n.startswith("state_in.")]
-        if sorted(inputs) != sorted(expected):
-            raise InputError(f"step inputs must be {expected}, got {sorted(inputs)}.")
-        batch = None
-        for name in expected:
-            array = inputs[name]
-            want = self.spec.input_shape(name)
-            if array.dtype != np.float32 or array.ndim != len(want) + 1 or array.shape[1:] != want:
-                raise InputError(
-                    f"step input {name!r} must be float32 of shape (batch, {', '.join(map(str, want))}), "
-                    f"got {array.dtype} {array.shape}."
-                )
-            if batch is not None and array.shape[0] != batch:
-                raise InputError(f"step inputs disagree on batch size: {batch} vs {array.shape[0]} for {name!r}.")
-            batch = array.shape[0]
-        if len(state) != len(self.spec.state):
-            raise InputError(f"state must have {len(self.spec.state)} tensors, got {len(state)}.")
-        return self._step(inputs, state)
+    def step(self, inputs: dict[str, np.ndarray], state: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Validate against the spec, then one step: (logits [B,K], next state as new arrays)."""
+        self.spec.check_step(inputs, state)
+        self.runtime  # noqa: B018
+        inputs = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
+        state = [np.ascontiguousarray(array) for array in state]
+        next_state = [np.empty_like(array) for array in state]
+        logits = self._run(inputs, state, next_state)
+        return logits, next_state
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "path": str(self.path), "device": self.device}
+        where = str(self._loader.path) if self._loader else "(a loaded object)"
+        return {"backend": self.name, "path": where, "max_batch": self.max_batch}
 
     def close(self) -> None:
-        """Release the runtime's resources; idempotent."""
+        """Release the runtime; idempotent."""
+        with self._open_lock:
+            self._runtime, self._loader, self._opened = None, None, False

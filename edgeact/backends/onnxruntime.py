@@ -1,80 +1,135 @@
-"""ONNX Runtime backend: the portable default (CPU, or CUDA/TensorRT execution providers)."""
+"""ONNX Runtime backend: the portable default (CPU, or CUDA/TensorRT execution providers).
+
+The session runs through IOBinding: inputs are read from, and next states written straight
+into, the caller's buffers (the state pool's halves), so a step allocates no state. A binding
+is cached per thread for each set of buffers the pool hands over (``key``), so the steady state
+of a stream re-runs a ready binding.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeact.backends.base import Backend, State
+from edgeact.backends.base import Loader, Runner
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import LOGITS, METADATA_KEY, STATE_OUT, ModelSpec
+from edgeact.spec import LOGITS, STATE_OUT, ModelSpec, spec_from_metadata
 
-_PROVIDERS = {
+PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 
 
-def read_onnx_spec(session, path: Path) -> ModelSpec:
-    meta = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in meta:
-        raise ModelFormatError(
-            f"{path} is an ONNX model without edgeact metadata (no {METADATA_KEY!r} entry in "
-            "metadata_props); export it with `edgeact export`."
-        )
-    return ModelSpec.from_json(meta[METADATA_KEY], source=str(path))
+def make_session(model: str | Path | bytes, *, device: str = "auto", threads: int | None = None, source: Any = None):
+    """An InferenceSession on ``device`` ('auto': CUDA when present, else CPU), ``threads``
+    intra-op threads; ``model`` is a path or serialized bytes (``source`` names it in errors)."""
+    import onnxruntime as ort
+
+    source = source if source is not None else model
+    available = ort.get_available_providers()
+    if device == "auto":
+        providers = [p for p in PROVIDERS["cuda"] if p in available]
+    elif device in PROVIDERS:
+        providers = PROVIDERS[device]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise BackendError(
+                f"device {device!r} needs ONNX Runtime providers {missing}, but this onnxruntime has only {available}."
+            )
+    else:
+        raise BackendError(f"onnxruntime device must be one of {['auto', *PROVIDERS]}, got {device!r}.")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=options,
+                                    providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelFormatError(f"{source} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeLoader(Loader):
+    backend = "onnxruntime"
+
+    def __call__(self):
+        return make_session(self.path, device=self.device, threads=self.threads)
+
+
+class BoundSession:
+    """A session stepped through IOBinding into caller-owned numpy buffers.
+
+    ``run(feeds, outputs, key)``: ``feeds`` in ``input_names`` order, ``outputs`` preallocated
+    C-contiguous arrays in ``output_names`` order. With a ``key`` the binding is kept (per
+    thread, the last few keys) and re-run when the same buffers come again.
+    """
+
+    CACHED = 8  # bindings kept per thread: ping and pong of a few batch shapes
+
+    def __init__(self, session, input_names: Sequence[str], output_names: Sequence[str]):
+        self.session = session
+        self.input_names, self.output_names = list(input_names), list(output_names)
+        self._local = threading.local()
+
+    def forget(self) -> None:
+        """Drop this thread's bindings (its output buffers moved)."""
+        self._local.cache = OrderedDict()
+
+    def run(self, feeds: Sequence[np.ndarray], outputs: Sequence[np.ndarray], key: Hashable | None = None) -> None:
+        cache = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = OrderedDict()
+        binding = cache.get(key) if key is not None else None
+        if binding is None:
+            binding = self.session.io_binding()
+            for name, array in zip(self.input_names, feeds):
+                binding.bind_cpu_input(name, array)
+            for name, array in zip(self.output_names, outputs):
+                binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+            if key is not None:
+                cache[key] = binding
+                if len(cache) > self.CACHED:
+                    cache.popitem(last=False)
+        elif key is not None:
+            cache.move_to_end(key)
+        self.session.run_with_iobinding(binding)
+
+
+class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def _load(self, path: Path, **options: Any) -> ModelSpec:
-        import onnxruntime as ort
+    def _spec_of(self, session) -> ModelSpec:
+        return spec_from_metadata(session.get_modelmeta().custom_metadata_map, "the session's model")
 
-        available = ort.get_available_providers()
-        if self.device == "auto":
-            providers = [p for p in _PROVIDERS["cuda"] if p in available]
-        elif self.device in _PROVIDERS:
-            providers = _PROVIDERS[self.device]
-            missing = [p for p in providers if p not in available]
-            if missing:
-                raise BackendError(
-                    f"device {self.device!r} needs ONNX Runtime providers {missing}, but this "
-                    f"onnxruntime has only {available}."
-                )
-        else:
-            raise BackendError(f"onnxruntime device must be one of {['auto', *_PROVIDERS]}, got {self.device!r}.")
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            so.intra_op_num_threads = self.threads
-            so.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
-        spec = read_onnx_spec(self._session, path)
-        graph_inputs = [i.name for i in self._session.get_inputs()]
+    def _open(self, session) -> None:
+        spec = self.spec
+        graph_inputs = [i.name for i in session.get_inputs()]
         if sorted(graph_inputs) != sorted(spec.input_names):
             raise ModelFormatError(
-                f"{path}: graph inputs {graph_inputs} do not match its edgeact spec {list(spec.input_names)}."
+                f"{self.describe()['path']}: graph inputs {graph_inputs} do not match its edgeact spec "
+                f"{list(spec.input_names)}."
             )
-        self._outputs = [LOGITS] + [STATE_OUT + s.name for s in spec.state]
-        self._state_inputs = [n for n in spec.input_names if n.startswith("state_in.")]
-        self.providers = self._session.get_providers()
-        return spec
+        self.providers = session.get_providers()
+        self._bound = BoundSession(session, spec.input_names, [LOGITS] + [STATE_OUT + s.name for s in spec.state])
+        self._logits = threading.local()
 
-    def _step(self, inputs: dict[str, np.ndarray], state: State) -> tuple[np.ndarray, State]:
-        feed = dict(inputs)
-        feed.update(zip(self._state_inputs, state))
-        logits, *next_state = self._session.run(self._outputs, feed)
-        return logits, next_state  # the outputs become the next inputs: swapped, never copied
+    def _run(self, inputs, state_in, state_out, key=None) -> np.ndarray:
+        batch = len(state_in[0]) if state_in else len(next(iter(inputs.values())))
+        logits = getattr(self._logits, "buffer", None)
+        if logits is None or len(logits) < batch:
+            logits = self._logits.buffer = np.empty((max(batch, 4), self.spec.num_classes), np.float32)
+            self._bound.forget()  # bound to the old logits buffer
+        feeds = [inputs[s.name] for s in self.spec.data_inputs] + list(state_in)
+        self._bound.run(feeds, [logits[:batch], *state_out], key)
+        return logits[:batch].copy()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "providers": self.providers}
-
-    def close(self) -> None:
-        self._session = None
+        return {**super().describe(), "providers": getattr(self, "providers", None)}

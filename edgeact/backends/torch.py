@@ -1,23 +1,33 @@
-"""PyTorch backend: the reference every exported artifact is compared with (needs torch)."""
+"""PyTorch backend: the reference every exported artifact is compared with (needs torch).
+
+State lives in torch tensors on the model's device (``allocate``); the step writes the next
+state into the pool's buffers with ``copy_`` (torch allocates its activations itself).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from edgeact.backends.base import Backend, State
+from edgeact.backends.base import Loader, Runner
 from edgeact.checkpoint import checkpoint_spec, load_checkpoint
 from edgeact.errors import BackendError
-from edgeact.spec import ModelSpec
+from edgeact.models import StreamingModel
+from edgeact.spec import ModelSpec, TensorSpec
 
 
-class TorchBackend(Backend):
-    name = "torch"
+class LoadedCheckpoint(NamedTuple):
+    model: StreamingModel  # eval mode, on its device
+    spec: ModelSpec
 
-    def _load(self, path: Path, **options: Any) -> ModelSpec:
+
+class TorchLoader(Loader):
+    backend = "torch"
+
+    def __call__(self) -> LoadedCheckpoint:
         device = "cuda" if self.device == "auto" and torch.cuda.is_available() else self.device
         device = "cpu" if device == "auto" else device
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -26,33 +36,30 @@ class TorchBackend(Backend):
             raise BackendError(f"torch device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}.")
         if self.threads:
             torch.set_num_threads(self.threads)
-        self._device = torch.device(device)
-        model, payload = load_checkpoint(path, map_location=self._device)
-        self._model = model.eval()
-        return checkpoint_spec(model, payload, path)
+        model, payload = load_checkpoint(self.path, map_location=torch.device(device))
+        return LoadedCheckpoint(model.eval(), checkpoint_spec(model, payload, self.path))
 
-    def init_state(self, batch: int = 1) -> State:
-        return [torch.zeros(batch, *s.shape, dtype=getattr(torch, s.dtype), device=self._device) for s in self.spec.state]
 
-    def stack_states(self, states: list[State]) -> State:
-        if len(states) == 1:
-            return states[0]
-        return [torch.cat(parts, dim=0) for parts in zip(*states)]
+class TorchRunner(Runner):
+    name = "torch"
 
-    def split_state(self, state: State, sizes: list[int]) -> list[State]:
-        if len(sizes) == 1:
-            return [state]
-        per_tensor = [torch.split(t, sizes, dim=0) for t in state]
-        return [list(parts) for parts in zip(*per_tensor)]
+    def _open(self, loaded: LoadedCheckpoint) -> None:
+        self._model = loaded.model.eval()
+        self._device = next(self._model.parameters()).device
 
-    def _step(self, inputs: dict[str, np.ndarray], state: State) -> tuple[np.ndarray, State]:
-        data = [torch.from_numpy(inputs[n]).to(self._device) for n in self.spec.input_names if n in inputs]
+    def allocate(self, spec: TensorSpec, rows: int) -> torch.Tensor:
+        self.runtime  # noqa: B018 (the device is known once open)
+        return torch.zeros(rows, *spec.shape, dtype=getattr(torch, spec.dtype), device=self._device)
+
+    def _run(self, inputs: dict[str, np.ndarray], state_in: Sequence[Any], state_out: Sequence[Any],
+             key: Hashable | None = None) -> np.ndarray:
+        data = [torch.as_tensor(inputs[s.name], device=self._device) for s in self.spec.data_inputs]
+        state = [torch.as_tensor(s, device=self._device) for s in state_in]
         with torch.inference_mode():
-            logits, *next_state = self._model.step_flat(*data, *state)
-        return logits.float().cpu().numpy(), next_state
+            logits, *rest = self._model.step_flat(*data, *state)
+            for out, new in zip(state_out, rest[len(self.spec.features):]):
+                torch.as_tensor(out).copy_(new)  # a numpy array or a pool tensor: written in place
+        return logits.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "torch_device": str(self._device)}
-
-    def close(self) -> None:
-        self._model = None
+        return {**super().describe(), "torch_device": str(getattr(self, "_device", None))}

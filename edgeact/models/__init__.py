@@ -21,15 +21,14 @@ from edgeact.models.pose import PoseConfig, PoseEncoder
 from edgeact.models.pretrained import load_pretrained
 from edgeact.models.recurrent import StreamingGRU, StreamingLSTM
 from edgeact.models.resnet import ResNetConfig, TSMResNet
-from edgeact.models.state import InputSpec, StateSpec, TensorSpec
 from edgeact.models.streaming import ENCODERS, HEADS, ModelConfig, StreamingModel, build_model
 from edgeact.models.temporal_shift import shift_bidirectional, shift_offline, shift_step
 
 __all__ = [
     "AttentionHead", "AttentionHeadConfig", "CausalAttentionPool", "ConvLSTM", "ConvLSTMHead", "ConvLSTMHeadConfig",
-    "ENCODERS", "FrameEncoder", "HEADS", "InputSpec", "MobileNetV2Config", "ModelConfig", "NetVLAD", "NetVLADHead",
+    "ENCODERS", "FrameEncoder", "HEADS", "MobileNetV2Config", "ModelConfig", "NetVLAD", "NetVLADHead",
     "NetVLADHeadConfig", "PoseConfig", "PoseEncoder", "RGBDifference", "RecurrentHead", "RecurrentHeadConfig",
-    "ResNetConfig", "StateSpec", "StreamingGRU", "StreamingLSTM", "StreamingModel", "TSMMobileNetV2", "TSMResNet",
-    "TensorSpec", "TwoStageConfig", "TwoStageHead", "build_model", "load_pretrained", "shift_bidirectional",
+    "ResNetConfig", "StreamingGRU", "StreamingLSTM", "StreamingModel", "TSMMobileNetV2", "TSMResNet",
+    "TwoStageConfig", "TwoStageHead", "build_model", "load_pretrained", "shift_bidirectional",
     "shift_offline", "shift_step",
 ]

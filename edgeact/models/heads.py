@@ -4,6 +4,17 @@ bidirectional teachers, and M1's two-stage LSTM.
 Every head has the same two forms: ``forward(x [B,T,D])`` returns a dict with ``logits``
 [B,T,K] and ``features`` [B,T,F] (the classifier's input, the hidden features distillation
 matches step by step), and ``step(x [B,D], state) -> (logits [B,K], state)``.
+
+Their streaming step is also declared as a *kernel plan* (``kernel_plan``): stacks of LSTM/GRU
+cells with their state tensors and PyTorch parameter names, what each stack reads (declared
+feature boundaries or an earlier stack's output) and the classifier. The exporter resolves the
+parameter names to the graph's initializers, and a runtime with its own recurrent kernels
+(the native backend) runs the plan as declared, without knowing these classes:
+
+    {"stacks": [{"cell": "lstm", "inputs": ["features.frames", "features.keypoints"],
+                 "layers": [{"state": ["head.lstm.h0", "head.lstm.c0"],
+                             "weight_ih": {"param": "head.rnn.weight_ih_l0"}, ...}]}],
+     "classifier": {"input": "stack:0", "weight": {"param": ...}, "bias": {"param": ...}}}
 """
 
 from __future__ import annotations
@@ -51,6 +62,14 @@ class RecurrentHead(nn.Module):
         h, rnn_state = self.rnn.step(x, substate(state, self.cell))  # [B,H]
         return self.classifier(h), {self.cell: rnn_state}
 
+    def kernel_plan(self, prefix: str, inputs: list[str]) -> Optional[dict]:
+        """The step as a kernel plan (module docstring); ``prefix`` is this head's parameter and
+        state prefix (``head.``), ``inputs`` the feature boundaries it reads, concatenated."""
+        if self.offline_reason:
+            return None
+        return {"stacks": [stack_plan(self.cell, self.rnn, f"{prefix}rnn.", f"{prefix}{self.cell}", inputs)],
+                "classifier": linear_plan(f"{prefix}classifier", "stack:0")}
+
 
 @dataclass(frozen=True)
 class TwoStageConfig:
@@ -94,3 +113,26 @@ class TwoStageHead(nn.Module):
         h1, state1 = self.stage1.step(context, substate(state, "stage1"))  # [B,H]
         h2, state2 = self.stage2.step(torch.cat((h1, action), dim=-1), substate(state, "stage2"))
         return self.classifier2(h2), {"stage1": state1, "stage2": state2}
+
+    def kernel_plan(self, prefix: str, inputs: list[str]) -> Optional[dict]:
+        """Stage 1 over the context (frame) features, stage 2 over [stage 1's h, action (pose)
+        features], stage 2's classifier: the step as a kernel plan (module docstring)."""
+        if self.offline_reason:
+            return None
+        context, action = inputs
+        return {"stacks": [stack_plan("lstm", self.stage1, f"{prefix}stage1.", f"{prefix}stage1", [context]),
+                           stack_plan("lstm", self.stage2, f"{prefix}stage2.", f"{prefix}stage2", ["stack:0", action])],
+                "classifier": linear_plan(f"{prefix}classifier2", "stack:1")}
+
+
+def stack_plan(cell: str, rnn: nn.RNNBase, params: str, state: str, inputs: list[str]) -> dict:
+    """One stacked LSTM/GRU of a kernel plan: per layer its state tensors and parameters."""
+    parts = ("h", "c") if cell == "lstm" else ("h",)
+    weights = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if rnn.bias else ())
+    layers = [{"state": [f"{state}.{p}{k}" for p in parts],
+               **{w: {"param": f"{params}{w}_l{k}"} for w in weights}} for k in range(rnn.num_layers)]
+    return {"cell": cell, "inputs": list(inputs), "layers": layers}
+
+
+def linear_plan(name: str, reads: str) -> dict:
+    return {"input": reads, "weight": {"param": f"{name}.weight"}, "bias": {"param": f"{name}.bias"}}

@@ -1,14 +1,14 @@
-"""Named streaming state: tensor specs for runtimes, and nested <-> flat state dicts.
+"""Nested <-> flat streaming state inside the models.
 
 Inside the models a state is a nested dict (each module owns its own keys, e.g. the LSTM of
 the head owns ``{"h0": ..., "c0": ...}``); at the StreamingModel boundary it is flattened to
-dotted names (``head.lstm.h0``) in a fixed order, which are the names the exporter turns into
-``state_in.<name>`` / ``state_out.<name>`` graph inputs and outputs.
+dotted names (``head.lstm.h0``) in a fixed order, which are the names of the spec's state
+tensors (``edgeact.spec.TensorSpec``) and of the ``state_in.<name>`` / ``state_out.<name>``
+graph inputs and outputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
@@ -17,27 +17,9 @@ from torch import Tensor
 State = dict[str, Union[Tensor, "State"]]
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """A named tensor of the step graph; ``shape`` leaves out the leading batch dimension."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-
-    def as_dict(self) -> dict:
-        """JSON-friendly form (dtype as a numpy-style name) for metadata."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": dtype_name(self.dtype)}
-
-
 def dtype_name(dtype: torch.dtype) -> str:
-    """torch.float32 -> 'float32' (the numpy / ONNX Runtime spelling)."""
+    """torch.float32 -> 'float32' (the spelling of numpy, ONNX Runtime and the spec)."""
     return str(dtype).removeprefix("torch.")
-
-
-# The two roles a TensorSpec plays; one class so runtimes handle inputs and states alike.
-StateSpec = TensorSpec
-InputSpec = TensorSpec
 
 
 def substate(state: Optional[State], key: str) -> Optional[State]:

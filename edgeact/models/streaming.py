@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Optional, Union
 
 import torch
@@ -54,9 +54,10 @@ from edgeact.models.mobilenet_v2 import MobileNetV2Config, TSMMobileNetV2
 from edgeact.models.netvlad import NetVLADHead, NetVLADHeadConfig
 from edgeact.models.pose import PoseConfig, PoseEncoder
 from edgeact.models.resnet import ResNetConfig, TSMResNet
-from edgeact.models.state import State, TensorSpec, dtype_name, flatten_state, substate, unflatten_state
+from edgeact.models.state import State, dtype_name, flatten_state, substate, unflatten_state
+from edgeact.spec import FEATURES, FRAMES, KEYPOINTS, LOGITS, FrameSpec, KeypointSpec, TensorSpec
 
-INPUTS = ("frames", "keypoints")
+INPUTS = (FRAMES, KEYPOINTS)
 
 # name -> (config dataclass, factory(config, spatial) -> FrameEncoder)
 ENCODERS: dict[str, tuple[type, Callable[..., FrameEncoder]]] = {
@@ -75,10 +76,6 @@ HEADS: dict[str, tuple[type, Callable[..., nn.Module]]] = {
     "convlstm": (ConvLSTMHeadConfig, lambda c, f, p, k: ConvLSTMHead(c, f, k)),
 }
 
-# What the frame encoders expect: RGB in [0, 1], normalised with ImageNet statistics (the
-# statistics of the torchvision/timm checkpoints load_pretrained accepts).
-FRAME_PREPROCESSING = {"channel_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
-                       "std": [0.229, 0.224, 0.225], "layout": "CHW"}
 
 
 @dataclass(frozen=True)
@@ -195,31 +192,55 @@ class StreamingModel(nn.Module):
             pose_dim = self.pose.out_dim
         self.head = HEADS[cfg.head.name][1](cfg.head.arch, frame_dim, pose_dim, cfg.num_classes)
         self.feature_dim: int = self.head.feature_dim
-        self._state_spec: Optional[tuple[TensorSpec, ...]] = None
+        self._specs: Optional[tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = None  # states, features
 
     # ----------------------------------------------------------------------------- specs
     @property
     def input_spec(self) -> tuple[TensorSpec, ...]:
         """Per-step inputs in step_flat order; shapes without the batch dimension."""
-        dtype = self._dtype
+        dtype = dtype_name(self._dtype)
         specs = []
         if self.rgb is not None:
-            specs.append(TensorSpec("frames", (3, *self.rgb.size), dtype))
+            specs.append(TensorSpec(FRAMES, (3, *self.rgb.size), dtype))
         if self.pose is not None:
-            specs.append(TensorSpec("keypoints", self.pose.input_shape, dtype))
+            specs.append(TensorSpec(KEYPOINTS, self.pose.input_shape, dtype))
         return tuple(specs)
+
+    @property
+    def frame_spec(self) -> Optional[FrameSpec]:
+        """How camera frames become this model's input: RGB in [0, 1] normalised with ImageNet
+        statistics (FrameSpec's defaults: those of the checkpoints load_pretrained accepts)."""
+        return FrameSpec(size=tuple(self.rgb.size)) if self.rgb is not None else None
+
+    @property
+    def keypoint_spec(self) -> Optional[KeypointSpec]:
+        """Keypoints in pixels; the pose encoder normalises them inside the model."""
+        if self.pose is None:
+            return None
+        return KeypointSpec(people=self.pose.cfg.people, joints=self.pose.cfg.joints, dims=self.pose.cfg.coords)
 
     @property
     def state_spec(self) -> tuple[TensorSpec, ...]:
         """Streaming state tensors in step_flat order, derived by running one step from no state."""
+        return self._probe()[0]
+
+    @property
+    def features_spec(self) -> tuple[TensorSpec, ...]:
+        """The step's declared feature boundaries (``features.frames``, ``features.keypoints``):
+        what the encoders of each input hand to the head, in step_flat output order."""
+        return self._probe()[1]
+
+    def _probe(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         self._require_streamable("state_spec")
-        if self._state_spec is None or any(s.dtype != self._dtype for s in self._state_spec):  # e.g. after .half()
-            inputs = {s.name: torch.zeros(1, *s.shape, dtype=s.dtype, device=self._device) for s in self.input_spec}
+        dtype = dtype_name(self._dtype)
+        if self._specs is None or any(s.dtype != dtype for s in self._specs[0] + self._specs[1]):  # e.g. after .half()
+            inputs = {s.name: torch.zeros(1, *s.shape, dtype=self._dtype, device=self._device) for s in self.input_spec}
             with torch.no_grad(), _eval_mode(self):
-                _, state = self._step_impl(inputs, None)
-            self._state_spec = tuple(TensorSpec(name, tuple(t.shape[1:]), t.dtype)
-                                     for name, t in flatten_state(state).items())
-        return self._state_spec
+                _, state, features = self._step_impl(inputs, None)
+            self._specs = (tuple(TensorSpec(n, tuple(t.shape[1:]), dtype_name(t.dtype))
+                                 for n, t in flatten_state(state).items()),
+                           tuple(TensorSpec(n, tuple(t.shape[1:]), dtype_name(t.dtype)) for n, t in features.items()))
+        return self._specs
 
     @property
     def offline_reason(self) -> Optional[str]:
@@ -237,7 +258,8 @@ class StreamingModel(nn.Module):
         """Zero state for ``batch`` new streams, on the model's device."""
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InputError(f"init_state() needs a batch size >= 1, got {batch!r}.")
-        return {s.name: torch.zeros(batch, *s.shape, dtype=s.dtype, device=self._device) for s in self.state_spec}
+        return {s.name: torch.zeros(batch, *s.shape, dtype=getattr(torch, s.dtype), device=self._device)
+                for s in self.state_spec}
 
     def describe(self) -> dict:
         """What an exporter writes into metadata: architecture, inputs, states, sizes, config."""
@@ -248,7 +270,7 @@ class StreamingModel(nn.Module):
             "architecture": "+".join(parts + [self.config.head.name]),
             "inputs": [s.as_dict() for s in self.input_spec],
             "states": [s.as_dict() for s in self.state_spec] if self.is_streamable else [],
-            "outputs": [{"name": "logits", "shape": [self.num_classes], "dtype": dtype_name(self._dtype)}],
+            "outputs": [{"name": LOGITS, "shape": [self.num_classes], "dtype": dtype_name(self._dtype)}],
             "num_classes": self.num_classes,
             "feature_dim": self.feature_dim,
             "streamable": self.is_streamable,
@@ -256,11 +278,10 @@ class StreamingModel(nn.Module):
             "preprocessing": {},
             "config": self.config.to_dict(),
         }
-        if self.rgb is not None:
-            description["preprocessing"]["frames"] = {**FRAME_PREPROCESSING, "size": list(self.rgb.size)}
-        if self.pose is not None:
-            channels = ["x", "y", "z"][: self.pose.cfg.coords] + ["visibility"]
-            description["preprocessing"]["keypoints"] = {"units": "pixels", "layout": "PJC", "channels": channels}
+        if self.frame_spec is not None:
+            description["preprocessing"][FRAMES] = asdict(self.frame_spec)
+        if self.keypoint_spec is not None:
+            description["preprocessing"][KEYPOINTS] = asdict(self.keypoint_spec)
         return description
 
     # ----------------------------------------------------------------------------- offline
@@ -286,39 +307,53 @@ class StreamingModel(nn.Module):
         self._require_streamable("step")
         batch = self._check_inputs(inputs_t, "step", ("B",))
         self._check_state(state, batch)
-        logits, new = self._step_impl(inputs_t, unflatten_state(dict(state)))
+        logits, new, _ = self._step_impl(inputs_t, unflatten_state(dict(state)))
         return logits, flatten_state(new)
 
     def step_flat(self, *tensors: Tensor) -> tuple[Tensor, ...]:
         """step over positional tensors: (*inputs in input_spec order, *states in state_spec order)
-        -> (logits, *next states in state_spec order). No validation: this is the traced graph."""
+        -> (logits, *features in features_spec order, *next states in state_spec order). No
+        validation: this is the traced graph."""
         inputs, states = self.input_spec, self.state_spec
         if len(tensors) != len(inputs) + len(states):
             raise InputError(f"step_flat takes {len(inputs)} inputs and {len(states)} states "
                              f"({len(inputs) + len(states)} tensors), got {len(tensors)}.")
         named_inputs = {s.name: t for s, t in zip(inputs, tensors)}
         state = unflatten_state({s.name: t for s, t in zip(states, tensors[len(inputs):])})
-        logits, new = self._step_impl(named_inputs, state)
+        logits, new, features = self._step_impl(named_inputs, state)
         new_flat = flatten_state(new)
-        return (logits, *(new_flat[s.name] for s in states))
+        return (logits, *features.values(), *(new_flat[s.name] for s in states))
+
+    def kernel_plan(self) -> Optional[dict]:
+        """The head's step as a kernel plan over the declared feature boundaries (heads.py), or
+        None when the head has none (attention, ConvLSTM, NetVLAD) or cannot stream."""
+        plan = getattr(self.head, "kernel_plan", None)
+        if plan is None or not self.is_streamable:
+            return None
+        return plan("head.", [f.name for f in self.features_spec])
 
     def as_step_module(self) -> nn.Module:
-        """An nn.Module whose forward is :meth:`step_flat` (what torch.onnx.export takes)."""
-        return _StepModule(self)
+        """The step graph as an nn.Module, what the exporter traces (and what the tests export):
+        forward(*inputs, *states) -> (logits, probs, *features, *next states), the order of
+        ``ModelSpec.output_names``."""
+        return StepModule(self)
 
-    def _step_impl(self, inputs: Mapping[str, Tensor], state: Optional[State]) -> tuple[Tensor, State]:
-        """state None = start of stream (each module makes zeros shaped from its input)."""
-        parts, new = [], {}
+    def _step_impl(self, inputs: Mapping[str, Tensor], state: Optional[State]) -> tuple[Tensor, State, dict[str, Tensor]]:
+        """state None = start of stream (each module makes zeros shaped from its input).
+        Returns (logits, next state, the features each input's encoders hand to the head)."""
+        frame_parts, features, new = [], {}, {}
         if self.rgb is not None:
-            features, new["rgb"] = self.rgb.step(inputs["frames"], substate(state, "rgb"))  # [B,D]
-            parts.append(features)
+            rgb, new["rgb"] = self.rgb.step(inputs[FRAMES], substate(state, "rgb"))  # [B,D]
+            frame_parts.append(rgb)
         if self.rgb_diff is not None:
-            features, new["rgb_diff"] = self.rgb_diff.step(inputs["frames"], substate(state, "rgb_diff"))
-            parts.append(features)
+            diff, new["rgb_diff"] = self.rgb_diff.step(inputs[FRAMES], substate(state, "rgb_diff"))
+            frame_parts.append(diff)
+        if frame_parts:
+            features[FEATURES + FRAMES] = _concat(frame_parts, dim=1)  # [B,F] (or maps [B,C,h,w])
         if self.pose is not None:
-            parts.append(self.pose(inputs["keypoints"]))  # [B,P*dim]
-        logits, new["head"] = self.head.step(_concat(parts, dim=1), substate(state, "head"))
-        return logits, new
+            features[FEATURES + KEYPOINTS] = self.pose(inputs[KEYPOINTS])  # [B,P*dim]
+        logits, new["head"] = self.head.step(_concat(list(features.values()), dim=1), substate(state, "head"))
+        return logits, new, features
 
     # ----------------------------------------------------------------------------- validation
     @property
@@ -353,8 +388,8 @@ class StreamingModel(nn.Module):
             tensor = inputs[name]
             if not isinstance(tensor, Tensor):
                 raise InputTypeError(f"Input '{name}' must be a torch.Tensor, got {type(tensor).__name__}.")
-            if tensor.dtype != spec.dtype:
-                raise InputTypeError(f"Input '{name}' has dtype {tensor.dtype}; expected {spec.dtype}.")
+            if dtype_name(tensor.dtype) != spec.dtype:
+                raise InputTypeError(f"Input '{name}' has dtype {dtype_name(tensor.dtype)}; expected {spec.dtype}.")
             if tensor.dim() != len(lead) + len(spec.shape) or tuple(tensor.shape[len(lead):]) != spec.shape:
                 raise InputError(f"Input '{name}' has shape {list(tensor.shape)}; expected {expected}.")
             sizes[name] = tuple(tensor.shape[:len(lead)])
@@ -378,14 +413,16 @@ class StreamingModel(nn.Module):
             tensor = state[name]
             if not isinstance(tensor, Tensor):
                 raise InputTypeError(f"State '{name}' must be a torch.Tensor, got {type(tensor).__name__}.")
-            if tensor.dtype != spec.dtype:
-                raise InputTypeError(f"State '{name}' has dtype {tensor.dtype}; expected {spec.dtype}.")
+            if dtype_name(tensor.dtype) != spec.dtype:
+                raise InputTypeError(f"State '{name}' has dtype {dtype_name(tensor.dtype)}; expected {spec.dtype}.")
             if tuple(tensor.shape) != (batch, *spec.shape):
                 raise InputError(f"State '{name}' has shape {list(tensor.shape)}; expected {[batch, *spec.shape]} "
                                  f"for a batch of {batch}.")
 
 
-class _StepModule(nn.Module):
+class StepModule(nn.Module):
+    """The one step wrapper: step_flat plus softmax probabilities, in ModelSpec.output_names order."""
+
     def __init__(self, model: StreamingModel):
         super().__init__()
         self.model = model
@@ -394,7 +431,8 @@ class _StepModule(nn.Module):
         self.training = model.training
 
     def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
-        return self.model.step_flat(*tensors)
+        logits, *rest = self.model.step_flat(*tensors)
+        return (logits, torch.softmax(logits, dim=-1), *rest)
 
 
 def _concat(parts: list[Tensor], dim: int) -> Tensor:

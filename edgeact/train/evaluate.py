@@ -4,7 +4,7 @@ The prediction at ratio r is the model's output after ceil(r * T) steps of the s
 (:func:`edgeact.data.sampling.observation_cutoff`); the AUC is the mean accuracy over the ten
 ratios 0.1 ... 1.0.
 
-* :func:`evaluate_stream` measures what deployment does: a Backend (torch on a .pt, ONNX
+* :func:`evaluate_stream` measures what deployment does: a Runner (torch on a .pt, ONNX
   Runtime on an .onnx, ...) steps the clips one frame at a time, many clips as one batch of
   streams, with the preprocessing the artifact's spec declares.
 * :func:`evaluate_offline` runs ``forward_offline`` on whole clips: the teachers (which cannot
@@ -71,7 +71,7 @@ def _batches(store: ClipStore, sampling: Sampling, batch_size: int) -> tuple[lis
 
 def evaluate_stream(backend, store: ClipStore, classes: list[str], sampling: Sampling, *, batch_size: int = 32,
                     progress: Optional[Callable[[int], None]] = None) -> Evaluation:
-    """Step every clip through ``backend`` (the Backend interface), ``batch_size`` streams at a time."""
+    """Step every clip through ``backend`` (a Runner's stateless ``step``), ``batch_size`` streams at a time."""
     spec: ModelSpec = backend.spec
     steps, batches = _batches(store, sampling, batch_size)
     logits = np.zeros((len(store), len(RATIOS), spec.num_classes), np.float32)

@@ -1,5 +1,6 @@
-"""The native backend: parity with PyTorch over whole clips, weights read from the artifact,
-the frame features found in the graph, state handling, refusals with exact sentences."""
+"""The native backend: parity with PyTorch over whole clips, the declared kernel plan and
+feature boundaries as the only source of what runs, state handling, refusals with exact
+sentences."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import re
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from edgeact import BackendError, ModelFormatError, Predictor
 from edgeact.backends import load_backend, resolve_backend
-from edgeact.backends.native import as_layers, find_frame_features
 from edgeact.data import open_dataset
 from edgeact.parity import ParityCheck
 from tests.streaming import LOOSE, assert_matches_torch, compare_with_torch, exact_logits
@@ -119,100 +119,65 @@ def test_push_many_batch_matches_torch_single_pushes(kind, artifacts, synth_dir)
     assert check.ok, check.summary()
 
 
-# -- the weights come from the artifact --------------------------------------------------------
-@pytest.mark.parametrize("kind,parameter", [
-    ("pose", "head.rnn.weight_hh_l0"),
-    ("pose", "head.classifier.bias"),
-    ("pose", "pose.joint_convs.0.weight"),
-    ("pose", "pose.relation_convs.2.weight"),
-    ("pose", "pose.project.0.weight"),  # stored transposed in the graph
-    ("pose_gru2", "head.rnn.bias_hh_l1"),
-    ("fusion", "head.stage2.weight_ih_l0"),
+# -- the weights come from the artifact, by the names its kernel plan declares -------------------
+@pytest.mark.parametrize("kind,where", [
+    ("pose", ("stacks", 0, "layers", 0, "weight_hh")),
+    ("pose", ("classifier", "bias")),
+    ("pose", ("classifier", "weight")),  # stored transposed in the graph
+    ("pose_gru2", ("stacks", 0, "layers", 1, "bias_hh")),
+    ("pose_lstm3", ("stacks", 0, "layers", 2, "weight_ih")),
+    ("fusion", ("stacks", 1, "layers", 0, "weight_ih")),
 ])
-def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, parameter, artifacts, synth_dir, tmp_path):
+def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, where, artifacts, synth_dir, tmp_path):
     clips = _clips(synth_dir, 1)
     assert _compare(artifacts[kind]["onnx"], artifacts[kind]["pt"], clips).ok
-    spec = json.loads(onnx.load(str(artifacts[kind]["onnx"])).metadata_props[0].value)
-    initializer, _ = spec["arch"]["onnx_weights"][parameter]
+    entry = json.loads(onnx.load(str(artifacts[kind]["onnx"])).metadata_props[0].value)["arch"]["kernel_plan"]
+    for key in where:
+        entry = entry[key]
 
     def change(array):
         array *= 1.1  # every element: one element alone may feed a unit that ReLU keeps at 0
 
-    corrupted = _rewrite(artifacts[kind]["onnx"], tmp_path, edit_initializer=(initializer, change))
+    corrupted = _rewrite(artifacts[kind]["onnx"], tmp_path, edit_initializer=(entry["initializer"], change))
     check = _compare(corrupted, artifacts[kind]["pt"], clips)
     assert not check.ok and check.max_difference > 1e-3
 
 
-# -- the frame encoder on ONNX Runtime ---------------------------------------------------------
-@pytest.mark.parametrize("kind", ["rgb", "fusion"])
-def test_frame_features_are_the_encoders_output(kind, artifacts):
-    backend = load_backend(artifacts[kind]["onnx"], "native")
+# -- the encoders on ONNX Runtime, cut at the declared feature boundaries ------------------------
+@pytest.mark.parametrize("kind", ["rgb", "fusion", "pose"])
+def test_the_encoders_run_up_to_the_declared_features(kind, artifacts):
+    runner = load_backend(artifacts[kind]["onnx"], "native")
+    spec = runner.spec
     graph = onnx.load(str(artifacts[kind]["onnx"])).graph
-    features = backend.describe()["frame_encoder"]["features"]
-    assert len(features) == 1
-    (reduce,) = [n for n in graph.node if features[0] in n.output]
-    assert reduce.op_type == "ReduceMean"  # the encoder's global average pool
-    session = backend._frames.session
-    assert [i.name for i in session.get_inputs()] == ["frames"] + [
-        "state_in." + s.name for s in backend.spec.state if s.name.startswith("rgb.")]
-
-
-def _toy_graph(consumers: int):
-    """frames -> ReduceMean -> features, read by the head's Gemm and, with 2, also by a Mul with keypoints."""
-    nodes = [helper.make_node("ReduceMean", ["frames"], ["features"], axes=[2, 3], keepdims=0),
-             helper.make_node("Gemm", ["features", "head_w"], ["logits"], transB=1)]
-    if consumers == 2:
-        nodes.append(helper.make_node("Mul", ["features", "keypoints"], ["mixed"]))
-    tensor = helper.make_tensor_value_info
-    return helper.make_graph(
-        nodes, "toy",
-        [tensor("frames", onnx.TensorProto.FLOAT, [1, 3, 4, 4]), tensor("keypoints", onnx.TensorProto.FLOAT, [1, 3])],
-        [tensor("logits", onnx.TensorProto.FLOAT, [1, 2])],
-        [numpy_helper.from_array(np.ones((2, 3), np.float32), "head_w")],
-    )
-
-
-def test_frame_features_found_by_graph_structure():
-    assert find_frame_features(_toy_graph(1), {"frames"}, {"head_w"}) == ["features"]
-    with pytest.raises(ModelFormatError, match=re.escape(
-            "cannot find the frame encoder's output in the graph: the encoder part is read by 2 nodes "
-            "(features); expected one (the head or a concat).")):
-        find_frame_features(_toy_graph(2), {"frames"}, {"head_w"})
+    declared = ["features." + s.name for s in spec.data_inputs]
+    assert [f.name for f in spec.features] == declared == runner.describe()["features"]
+    assert declared == [o.name for o in graph.output][2:2 + len(declared)]  # after logits, probs
+    if spec.frames:  # the TSM encoder's global average pool is the frame boundary
+        (producer,) = [n for n in graph.node if "features.frames" in n.output]
+        assert producer.op_type == "ReduceMean"
+    session = runner.runtime.encoder
+    encoder_states = [s.name for s in spec.state if not s.name.startswith("head.")]
+    assert [i.name for i in session.get_inputs()] == [s.name for s in spec.data_inputs] + [
+        "state_in." + name for name in encoder_states]
+    assert [o.name for o in session.get_outputs()] == declared + ["state_out." + name for name in encoder_states]
 
 
 # -- state -------------------------------------------------------------------------------------
-def test_step_never_writes_its_input_state_and_swaps_blocks(artifacts, synth_dir):
+def test_step_never_writes_its_input_state(artifacts, synth_dir):
     from edgeact.preprocess import preprocess_keypoints
 
-    backend = load_backend(artifacts["pose_lstm3"]["onnx"], "native")
-    kp = preprocess_keypoints(_clips(synth_dir, 1)[0].noisy_keypoints[3], backend.spec.keypoints)[None]
-    state = backend.init_state(1)
-    _, state = backend.step({"keypoints": kp}, state)
+    runner = load_backend(artifacts["pose_lstm3"]["onnx"], "native")
+    kp = preprocess_keypoints(_clips(synth_dir, 1)[0].noisy_keypoints[3], runner.spec.keypoints)[None]
+    _, state = runner.step({"keypoints": kp}, runner.init_state(1))
     before = [s.copy() for s in state]
-    logits_a, next_a = backend.step({"keypoints": kp}, state)
-    logits_b, next_b = backend.step({"keypoints": kp}, state)
+    logits_a, next_a = runner.step({"keypoints": kp}, state)
+    logits_b, next_b = runner.step({"keypoints": kp}, state)
     for s, b in zip(state, before):
         np.testing.assert_array_equal(s, b)
     np.testing.assert_array_equal(logits_a, logits_b)
-    # h0..h2 and c0..c2 are views of one new block; the next step reads them without a copy
     assert not any(np.shares_memory(n, s) for n in next_a for s in state)
-    names = [s.name for s in backend.spec.state]
+    names = [s.name for s in runner.spec.state]
     assert names == ["head.lstm.h0", "head.lstm.c0", "head.lstm.h1", "head.lstm.c1", "head.lstm.h2", "head.lstm.c2"]
-    h_layers = next_a[0::2]
-    assert np.shares_memory(as_layers(h_layers), h_layers[2])
-
-
-def test_as_layers_views_back_to_back_layers_and_copies_others():
-    block = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    view = as_layers([block[0], block[1]])
-    assert view.shape == (2, 3, 4) and np.shares_memory(view, block)
-    np.testing.assert_array_equal(view, block)
-    apart = [block[1].copy(), block[0].copy()]
-    copied = as_layers(apart)
-    assert not np.shares_memory(copied, block)
-    np.testing.assert_array_equal(copied, np.stack(apart))
-    single = as_layers([block[1]])
-    assert single.shape == (1, 3, 4) and np.shares_memory(single, block)
 
 
 def test_threads_reach_the_kernels_and_change_no_result(artifacts, synth_dir):
@@ -232,33 +197,40 @@ def test_auto_keeps_onnxruntime_and_native_is_opt_in():
         resolve_backend("m.pt", "native")
 
 
-def test_unsupported_head_is_refused_naming_architecture_and_backends(artifacts, tmp_path):
-    def to_attention(spec):
+def test_a_head_without_kernel_plan_is_refused_naming_architecture_and_backends(artifacts, tmp_path):
+    def to_attention(spec):  # what an attention head (or an artifact exported before plans) declares
         spec["arch"]["architecture"] = "pose+attention"
         spec["arch"]["config"]["head"] = {"name": "attention", "hidden": 32}
+        spec["arch"]["kernel_plan"] = None
 
     path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=to_attention)
     with pytest.raises(BackendError, match=re.escape(
-            "backend 'native' cannot run pose.onnx: architecture 'pose+attention' has head 'attention', and native "
-            "runs only the lstm, gru and two_stage heads. Run it with backend 'onnxruntime' (or its TensorRT engine "
-            "with 'tensorrt', its checkpoint with 'torch').")):
+            "backend 'native' cannot run pose.onnx: it declares no kernel plan for its head (architecture "
+            "'pose+attention', head 'attention'). Native runs the lstm, gru and two_stage heads of models exported "
+            "by edgeact >= 0.1 with `edgeact export`; run this one with backend 'onnxruntime' (or its checkpoint "
+            "with 'torch').")):
         Predictor(path, "native")
 
 
-def test_export_without_weight_map_is_refused(artifacts, tmp_path):
-    path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=lambda spec: spec["arch"].pop("onnx_weights"))
+def test_a_missing_weight_is_named(artifacts, tmp_path):
+    def rename(spec):
+        spec["arch"]["kernel_plan"]["stacks"][0]["layers"][0]["bias_hh"]["initializer"] = "nope"
+
+    path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=rename)
     with pytest.raises(ModelFormatError, match=re.escape(
-            f"{path} does not say where its weights are (no 'onnx_weights' in its edgeact metadata, exported by "
-            "edgeact ")):
+            f"{path}: its kernel plan names the weight 'nope', which is not among the graph's initializers; "
+            "re-export the model.")):
         Predictor(path, "native")
 
 
-def test_missing_weight_is_named(artifacts, tmp_path):
-    path = _rewrite(artifacts["pose"]["onnx"], tmp_path,
-                    edit_spec=lambda spec: spec["arch"]["onnx_weights"].pop("head.rnn.bias_hh_l0"))
+def test_a_plan_reading_an_undeclared_boundary_is_refused(artifacts, tmp_path):
+    def misread(spec):
+        spec["arch"]["kernel_plan"]["stacks"][0]["inputs"] = ["features.frames"]
+
+    path = _rewrite(artifacts["pose"]["onnx"], tmp_path, edit_spec=misread)
     with pytest.raises(ModelFormatError, match=re.escape(
-            f"{path}: weight 'head.rnn.bias_hh_l0' is not among the graph's initializers; re-export the model "
-            "to run it with backend 'native'.")):
+            f"{path}: its kernel plan's stack 0 reads 'features.frames', which the graph does not declare (it "
+            "declares ['features.keypoints']).")):
         Predictor(path, "native")
 
 
@@ -268,7 +240,7 @@ def test_device_options_and_files_are_checked(artifacts, tmp_path):
             "backend 'native' runs on the CPU: device must be 'auto' or 'cpu', got 'cuda'.")):
         Predictor(model, "native", device="cuda")
     with pytest.raises(BackendError, match=re.escape(
-            "backend 'native' takes no options ['providers']; it takes device and threads.")):
+            "backend 'native' does not take option(s) ['providers']; it takes device, threads.")):
         Predictor(model, "native", providers=["CPUExecutionProvider"])
     junk = tmp_path / "m.onnx"
     junk.write_bytes(b"this is not a protobuf")

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from edgeact.export import step_names, trace_step
 from edgeact.models import build_model
 from edgeact.parity import ParityCheck, float64_twin
 
@@ -25,15 +26,9 @@ def _model(name):
 
 
 def _export(model, path, batch, dynamo, dynamic_batch=False):
-    example = random_inputs(model, batch, 1, seed=7)
-    state = model.init_state(batch)
-    args = (*(example[s.name][:, 0] for s in model.input_spec), *state.values())
-    input_names = [s.name for s in model.input_spec] + [f"state_in.{s.name}" for s in model.state_spec]
-    output_names = ["logits"] + [f"state_out.{s.name}" for s in model.state_spec]
-    options = {"dynamic_axes": {n: {0: "batch"} for n in input_names + output_names}} if dynamic_batch else {}
-    torch.onnx.export(model.as_step_module(), args, str(path), dynamo=dynamo, opset_version=17 if not dynamo else 18,
-                      input_names=input_names, output_names=output_names, **options)
-    return input_names, output_names
+    """Through the exporter's own tracing (edgeact.export.trace_step): the one step wrapper."""
+    trace_step(model, path, opset=18 if dynamo else 17, batch=batch, dynamic=dynamic_batch, seed=7)
+    return step_names(model)
 
 
 def _compare_with_onnxruntime(model, path, batch, input_names, output_names) -> ParityCheck:
@@ -48,16 +43,21 @@ def _compare_with_onnxruntime(model, path, batch, input_names, output_names) -> 
     exact_state = {name: x.double() for name, x in torch_state.items()}
     ort_state = [x.numpy() for x in model.init_state(batch).values()]
     check = ParityCheck()
+    n_features = len(model.features_spec)
     for t in range(STEPS):
         step_inputs = at_step(inputs, t)
         with torch.no_grad():
-            logits, torch_state = model.step(step_inputs, torch_state)
-            exact_logits, exact_state = exact_model.step({k: x.double() for k, x in step_inputs.items()}, exact_state)
+            logits, *torch_rest = model.step_flat(*step_inputs.values(), *torch_state.values())
+            exact_logits, *exact_rest = exact_model.step_flat(*(x.double() for x in step_inputs.values()),
+                                                              *exact_state.values())
         feed = dict(zip(input_names, [step_inputs[s.name].numpy() for s in model.input_spec] + ort_state))
-        ort_logits, *ort_state = session.run(None, feed)
-        check.update(t, "logits", exact_logits.numpy(), logits.numpy(), ort_logits)
-        for s, value in zip(model.state_spec, ort_state):
-            check.update(t, s.name, exact_state[s.name].numpy(), torch_state[s.name].numpy(), value)
+        ort_logits, _, *ort_rest = session.run(None, feed)  # probs: softmax of the logits compared
+        for name, exact, ours, theirs in zip(["logits", *output_names[2:]], [exact_logits, *exact_rest],
+                                             [logits, *torch_rest], [ort_logits, *ort_rest]):
+            check.update(t, name, exact.numpy(), ours.numpy(), theirs)
+        torch_state = dict(zip(torch_state, torch_rest[n_features:]))
+        exact_state = dict(zip(exact_state, exact_rest[n_features:]))
+        ort_state = ort_rest[n_features:]
     return check
 
 

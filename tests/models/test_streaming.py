@@ -62,7 +62,8 @@ def test_state_spec_matches_the_state_tensors(student):
         _, new_state = model.step(at_step(random_inputs(model, B, 1), 0), state)
     assert list(new_state) == [s.name for s in spec]
     for s in spec:
-        assert new_state[s.name].shape == (B, *s.shape) and new_state[s.name].dtype == s.dtype == torch.float32
+        assert new_state[s.name].shape == (B, *s.shape) and new_state[s.name].dtype == torch.float32
+        assert s.dtype == "float32"
 
 
 def test_step_flat_is_step_in_spec_order(student):
@@ -73,9 +74,13 @@ def test_step_flat_is_step_in_spec_order(student):
         _, state = model.step(inputs, state)  # a non-zero state
         logits, new_state = model.step(inputs, state)
         flat = model.step_flat(*(inputs[s.name] for s in model.input_spec), *state.values())
-    assert len(flat) == 1 + len(model.state_spec)
+    features = model.features_spec
+    assert len(flat) == 1 + len(features) + len(model.state_spec)
     assert torch.equal(flat[0], logits)
-    assert all(torch.equal(x, new_state[s.name]) for x, s in zip(flat[1:], model.state_spec))
+    assert [f.name for f in features] == ["features." + s.name for s in model.input_spec]
+    for f, x in zip(features, flat[1:]):
+        assert x.shape == (B, *f.shape)
+    assert all(torch.equal(x, new_state[s.name]) for x, s in zip(flat[1 + len(features):], model.state_spec))
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -159,11 +164,11 @@ def test_step_validates_inputs_and_state():
     cases = [
         ({"keypoint": good}, state, InputError,
          "Unknown input 'keypoint'. Did you mean 'keypoints'? This model takes: keypoints."),
-        ({}, state, InputError, "Missing input 'keypoints' ([B, 2, 18, 3], torch.float32)."),
+        ({}, state, InputError, "Missing input 'keypoints' ([B, 2, 18, 3], float32)."),
         ({"keypoints": torch.zeros(2, 2, 17, 3)}, state, InputError,
          "Input 'keypoints' has shape [2, 2, 17, 3]; expected [B, 2, 18, 3]."),
         ({"keypoints": good.double()}, state, InputTypeError,
-         "Input 'keypoints' has dtype torch.float64; expected torch.float32."),
+         "Input 'keypoints' has dtype float64; expected float32."),
         ({"keypoints": good}, {k: v for k, v in state.items() if k != "head.lstm.c1"}, InputError,
          "Missing state 'head.lstm.c1'; start a stream with model.init_state(batch) and pass back the state "
          "step() returns."),
@@ -186,9 +191,9 @@ def test_step_validates_inputs_and_state():
 
 def test_half_precision_spec_follows_the_weights():
     model = build_model(STUDENT_CONFIGS["pose_gru"])
-    assert model.state_spec[0].dtype == torch.float32
+    assert model.state_spec[0].dtype == "float32"
     model.half()
-    assert [s.dtype for s in model.input_spec + model.state_spec] == [torch.float16] * 4
+    assert [s.dtype for s in model.input_spec + model.state_spec + model.features_spec] == ["float16"] * 5
     assert model.init_state(2)["head.gru.h0"].dtype == torch.float16
 
 
@@ -213,6 +218,8 @@ def test_describe():
     assert d["outputs"] == [{"name": "logits", "shape": [5], "dtype": "float32"}]
     assert d["streamable"] is True and d["num_classes"] == 5 and d["feature_dim"] == 16
     assert d["parameters"] == sum(p.numel() for p in model.parameters())
-    assert d["preprocessing"]["frames"]["size"] == [64, 64]
-    assert d["preprocessing"]["keypoints"]["channels"] == ["x", "y", "visibility"]
+    # the spec's vocabulary (FrameSpec, KeypointSpec), the one the runtime reads
+    assert d["preprocessing"]["frames"] == {"size": (64, 64), "mean": (0.485, 0.456, 0.406),
+                                            "std": (0.229, 0.224, 0.225), "color_order": "RGB", "resize": "stretch"}
+    assert d["preprocessing"]["keypoints"] == {"people": 2, "joints": 18, "dims": 2, "units": "pixel"}
     assert build_model(d["config"]).describe() == d  # the config round-trips
