@@ -143,6 +143,49 @@ def test_rejected_push_many_changes_no_stream(tiny_artifacts, synth_dir):
     assert p.push(frame, stream="a").frames_seen == 2
 
 
+def test_a_timestamp_going_back_rejects_the_call_and_creates_no_stream(tiny_artifacts, synth_dir):
+    """push_many used to create 'new' before checking a's timestamp, and leave it behind."""
+    clip = _clips(synth_dir, 1)[0]
+    kp = clip.noisy_keypoints
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    first = p.push(keypoints=kp[0], timestamp=10.0, stream="a")
+    with pytest.raises(InputError, match=re.escape("timestamp must increase within stream 'a': got 5.0 after 10.0.")):
+        p.push_many({"new": {"keypoints": kp[0]}, "a": {"keypoints": kp[1], "timestamp": 5.0}})
+    assert p.streams == ("a",)
+    again = p.push(keypoints=kp[1], timestamp=11.0, stream="a")  # a is as it was: its second frame
+    fresh = Predictor(tiny_artifacts["pose"]["onnx"])
+    expected = [fresh.push(keypoints=kp[t]) for t in (0, 1)]
+    assert again.frames_seen == 2
+    np.testing.assert_array_equal(first.logits, expected[0].logits)
+    np.testing.assert_array_equal(again.logits, expected[1].logits)
+
+
+def test_max_streams_rejects_whole_calls_and_frees_on_close(tiny_artifacts, synth_dir):
+    kp = _clips(synth_dir, 1)[0].noisy_keypoints[0]
+    p = Predictor(tiny_artifacts["pose"]["onnx"], max_streams=3)
+    p.push_many({"a": {"keypoints": kp}, "b": {"keypoints": kp}})
+    message = ("this Predictor holds at most 3 streams (max_streams) and 2 are open; 2 new ones do not fit. "
+               "Close a stream first.")
+    with pytest.raises(StreamError, match=re.escape(message)):
+        p.push_many({"a": {"keypoints": kp}, "c": {"keypoints": kp}, "d": {"keypoints": kp}})
+    assert p.streams == ("a", "b")
+    assert p.push(keypoints=kp, stream="a").frames_seen == 2  # the rejected call did not step a
+    p.push(keypoints=kp, stream="c")
+    p.close_stream("b")
+    assert p.push(keypoints=kp, stream="d").frames_seen == 1
+    assert set(p.streams) == {"a", "c", "d"}
+
+
+def test_push_many_splits_to_the_runners_max_batch():
+    runner = ScriptedRunner([CONFIDENT_A, CONFIDENT_B, UNSURE], max_batch=2)
+    p = Predictor(runner)
+    p.push(keypoints=KP1, stream=0)
+    out = p.push_many({i: {"keypoints": KP1} for i in range(5)})
+    assert runner.batches == [1, 2, 2, 1]
+    assert [out[i].label for i in range(5)] == ["c1", "c0", "c0", "c0", "c0"]  # stream 0 is at its 2nd step
+    assert [out[i].frames_seen for i in range(5)] == [2, 1, 1, 1, 1]
+
+
 def test_non_contiguous_frames_are_accepted_and_equal(tiny_artifacts, synth_dir):
     frame = _clips(synth_dir, 1)[0].frames()[0]
     padded = np.zeros((frame.shape[0] + 20, frame.shape[1] * 2, 3), np.uint8)

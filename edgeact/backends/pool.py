@@ -12,8 +12,9 @@ That is exact when the stepped slots are one run of consecutive slots with the s
 other set of slots is gathered into per-thread staging buffers, stepped there and scattered
 back: two small copies, still no allocation after the first step of that size.
 
-Slots are zeroed on ``acquire`` and ``reset``, returned on ``release``. The pool grows by
-doubling (``max_streams`` bounds it); growth waits for steps in flight, which share a gate.
+Slots are zeroed on ``acquire`` and ``reset``, returned on ``release``. The buffers are made
+on the first ``acquire`` (a lazy runner is not built before) and grow by doubling
+(``max_streams`` bounds them); growth waits for steps in flight, which share a gate.
 Steps on disjoint slots may run concurrently (the Predictor serialises each stream's steps);
 staging and input buffers are per thread. ``runner.max_batch`` (an engine profile) splits a
 step into chunks.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,9 @@ class StatePool:
         self._halves: list[list[Any]] = [[], []]
         self._parity = np.zeros(0, np.int8)
         self._free: list[int] = []
-        self._grow(min(capacity, max_streams or capacity))
+        self._views: dict[tuple, tuple[list[Any], list[Any]]] = {}
+        self._first_capacity = min(capacity, max_streams or capacity)  # allocated on the first acquire
+
 
     @property
     def capacity(self) -> int:
@@ -103,7 +106,7 @@ class StatePool:
                 if self.max_streams is not None and self._capacity >= self.max_streams:
                     raise StreamError(f"this Predictor holds at most {self.max_streams} streams (max_streams); "
                                       "close a stream before opening another.")
-                target = 2 * self._capacity
+                target = max(2 * self._capacity, self._first_capacity)
                 self._grow(target if self.max_streams is None else min(target, self.max_streams))
             slot = self._free.pop()
         self.zero(slot)
@@ -135,6 +138,7 @@ class StatePool:
             self._free = list(range(capacity - 1, old - 1, -1)) + self._free  # lowest slots first out
             self._capacity = capacity
             self._generation += 1
+            self._views: dict[tuple, tuple[list[Any], list[Any]]] = {}  # slot-run views of these buffers
 
     # -- stepping ---------------------------------------------------------------------------------
     def input_buffers(self, rows: int) -> dict[str, np.ndarray]:
@@ -147,10 +151,11 @@ class StatePool:
             self._local.inputs_id = getattr(self._local, "inputs_id", 0) + 1
         return {name: array[:rows] for name, array in buffers.items()}
 
-    def step(self, slots: Sequence[int], inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    def step(self, slots: Sequence[int], inputs: dict[str, np.ndarray]) -> np.ndarray:
         """One step of the streams in ``slots`` (inputs batch-first in the same order); their
         next states replace their current ones; returns the logits [len(slots), K]."""
         chunk = self.runner.max_batch or len(slots)
+        self.runner.runtime  # noqa: B018 (a lazy runner builds on its first step)
         if len(slots) > chunk:
             return np.concatenate([self.step(slots[i:i + chunk], {n: a[i:i + chunk] for n, a in inputs.items()})
                                    for i in range(0, len(slots), chunk)])
@@ -159,17 +164,20 @@ class StatePool:
             parity = self._parity[first]
             inputs_key = getattr(self._local, "inputs_id", 0)
             if all(s == first + i and self._parity[s] == parity for i, s in enumerate(slots)):
-                state_in = [buffer[first:first + n] for buffer in self._halves[parity]]
-                state_out = [buffer[first:first + n] for buffer in self._halves[1 - parity]]
                 key = ("slots", self._generation, first, n, int(parity), inputs_key)
-                logits = self.runner._run(dict(inputs), state_in, state_out, key)
+                views = self._views.get(key[:5])
+                if views is None:  # the same run of slots steps again and again: keep its views
+                    views = self._views[key[:5]] = (
+                        [buffer[first:first + n] for buffer in self._halves[parity]],
+                        [buffer[first:first + n] for buffer in self._halves[1 - parity]])
+                logits = self.runner._run(inputs, *views, key)
             else:
                 state_in, state_out = self._staging(n)
                 for i, s in enumerate(slots):
                     for staged, buffer in zip(state_in, self._halves[self._parity[s]]):
                         staged[i] = buffer[s]
                 key = ("staging", self._local.staging_id, n, inputs_key)
-                logits = self.runner._run(dict(inputs), state_in, state_out, key)
+                logits = self.runner._run(inputs, state_in, state_out, key)
                 for i, s in enumerate(slots):
                     for staged, buffer in zip(state_out, self._halves[1 - self._parity[s]]):
                         buffer[s] = staged[i]
