@@ -69,7 +69,7 @@ stamp() { printf '[%4ds] %s\n' $((SECONDS - START)) "$*"; }
 
 # The current benchmark script, copied before anything else can change it.
 mkdir -p "$TMP/bench"
-cp "$REPO/benchmarks/streams.py" "$TMP/bench/streams.py"
+cp "$REPO/benchmarks/streams.py" "$REPO/benchmarks/machine_info.py" "$TMP/bench/"
 
 MAIN_SITE=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 BASE_PY=$("$PYTHON" -c 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)')

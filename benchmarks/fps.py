@@ -33,22 +33,15 @@ from edgeact.data import open_dataset
 from edgeact.data.sampling import observation_cutoff
 from edgeact.predictor import DecisionPolicy
 from edgeact.preprocess import preprocess_frame, preprocess_keypoints
+from machine_info import cpu_name
 
 RATIOS = [round(0.1 * i, 1) for i in range(1, 11)]
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import onnxruntime
 
-    return (f"{cpu}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "
+    return (f"{cpu_name()}; {os.cpu_count()} logical cores; Python {platform.python_version()}; "
             f"onnxruntime {onnxruntime.__version__}")
 
 
@@ -108,7 +101,7 @@ def stream_clips(p: Predictor, clips, warmup: int) -> dict:
 
 def recompute_baseline(p: Predictor, clip, per_ratio: int = 3) -> dict:
     """Latency of re-running the whole prefix (zero state, every step) at frames of each ratio."""
-    backend, spec = p._backend, p.spec
+    backend, spec = p.runner, p.spec
     data = []
     for frame, kp in _inputs(p, clip):
         step = {}

@@ -108,6 +108,7 @@ if __name__ == "__main__":
             os.environ[_var] = str(_threads)
 
 import numpy as np  # noqa: E402
+from machine_info import cpu_name  # noqa: E402
 
 
 # --- machine -----------------------------------------------------------------------------------
@@ -118,16 +119,8 @@ def machine() -> dict:
 
     import edgeact
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "logical_cpus": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),

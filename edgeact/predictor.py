@@ -154,6 +154,11 @@ class Predictor:
         return self._runner.name
 
     @property
+    def runner(self) -> Runner:
+        """The runner that steps the model (its stateless ``step`` runs the bare runtime)."""
+        return self._runner
+
+    @property
     def max_streams(self) -> int | None:
         return self._pool.max_streams
 
