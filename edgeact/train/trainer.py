@@ -503,8 +503,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 @torch.no_grad()
 def _feature_dims(student: StreamingModel, teacher: StreamingModel, spec: ModelSpec) -> tuple[dict, dict]:
     """Feature sizes per output key, from one tiny forward of each model (eval mode)."""
-    inputs = {s: torch.zeros(1, 2, *spec.input_shape(s)) for s in ("frames", "keypoints")
-              if (spec.frames if s == "frames" else spec.keypoints) is not None}
+    inputs = {s.name: torch.zeros(1, 2, *s.shape) for s in spec.data_inputs}
     dims = []
     for model in (student, teacher):
         mode = model.training
