@@ -134,9 +134,9 @@ class Predictor:
         elif isinstance(model, (str, Path)):
             self._runner = load_backend(model, backend, device=device, threads=threads, **options)
         else:
-            raise InputTypeError(
-                f"model must be a path to a .onnx, .pt or .engine file, a Runner or a Loader, got {type(model).__name__}."
-            )
+            suffixes = sorted({suffix for entry in BACKENDS.values() for suffix in entry.suffixes})
+            raise InputTypeError(f"model must be a path to a model file ({', '.join(suffixes)}), a Runner or a Loader, "
+                                 f"got {type(model).__name__}.")
         self.policy = policy or DecisionPolicy()
         self.spec: ModelSpec = self._runner.spec
         self._pool = StatePool(self._runner, max_streams=max_streams)
