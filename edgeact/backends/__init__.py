@@ -36,6 +36,8 @@ BACKENDS: dict[str, BackendEntry] = {
         BackendEntry("native", "edgeact.backends.native", "NativeLoader", "NativeRunner", (".onnx",),
                      ("onnx", "onnxruntime"), 4),
         BackendEntry("torch", "edgeact.backends.torch", "TorchLoader", "TorchRunner", (".pt", ".pth"), ("torch",), 3),
+        BackendEntry("tensorrt", "edgeact.backends.tensorrt", "TensorRTLoader", "TensorRTRunner", (".engine", ".plan"),
+                     ("tensorrt",), 0),
     )
 }
 

@@ -74,5 +74,5 @@ def test_model_argument_type():
     from edgeact import InputTypeError
 
     with pytest.raises(InputTypeError, match=re.escape(
-            "model must be a path to a model file (.onnx, .pt, .pth), a Runner or a Loader, got int.")):
+            "model must be a path to a model file (.engine, .onnx, .plan, .pt, .pth), a Runner or a Loader, got int.")):
         Predictor(3)
