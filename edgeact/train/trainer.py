@@ -176,6 +176,12 @@ class Trainer:
                                      keypoint_spec=self.spec.keypoints, cache_frames=cfg.data.cache_frames)
         self.val_store = ClipStore(self.dataset.split("val"), keypoint_view=view, keypoint_spec=self.spec.keypoints,
                                    cache_frames=cfg.data.cache_frames)
+        for name in STAGES:
+            stage = getattr(cfg, name)
+            if stage is not None and stage.select == "best" and len(self.val_store) == 0:
+                # the validation AUC of no clips is NaN, and epoch 1 used to be kept silently
+                raise ConfigError(f"{data} has no clips in its 'val' split, so {name}.select: best has nothing to "
+                                  f"choose the epoch by; set {name}.select: last, or give the dataset a 'val' split.")
         self.labeled = choose_labeled(self.train_store.labels, cfg.data.unlabeled_fraction, cfg.seed)
         augment = cfg.data.augment
         joints = self.spec.keypoints.joints if self.spec.keypoints else None

@@ -220,3 +220,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_best_epoch_selection_needs_validation_clips(tmp_path):
+    """With no 'val' clips the validation AUC is NaN and epoch 1 used to be kept silently."""
+    from edgeact.data.synth import generate
+
+    data = generate(tmp_path / "noval", 12, seed=2, size=32, frame_range=(16, 20), splits=(0.75, 0.0, 0.25), workers=1)
+    cfg = load_config(write_config(tmp_path / "pose.yaml", TINY_POSE))
+    with pytest.raises(ConfigError, match=re.escape(
+            f"{data} has no clips in its 'val' split, so teacher.select: best has nothing to choose the epoch by; "
+            "set teacher.select: last, or give the dataset a 'val' split.")):
+        train(cfg, data, tmp_path / "run", quiet=True)
