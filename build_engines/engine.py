@@ -38,11 +38,10 @@ from edgeact.backends.device import gpu_info
 from edgeact.backends.tensorrt import (ENGINE_SUFFIXES, SIDECAR_FORMAT, file_sha256, import_tensorrt, read_sidecar,
                                        sidecar_path, trt_logger)
 from edgeact.errors import BackendError, InputError, ModelFormatError
-from edgeact.spec import ModelSpec, spec_from_metadata
+from build_engines import TARGET_DEVICES as TARGETS
+from edgeact.spec import PRECISION_KEY, ModelSpec, onnx_metadata, spec_from_metadata
 
-TARGETS = ("datacenter", "jetson")
 WORKSPACE_MB = {"datacenter": 4096, "jetson": 1024}  # the builder's scratch for tactics; Jetsons share RAM
-PRECISION_KEY = "edgeact_precision"  # written into the graph by build_engines/precision.py
 
 _log = logging.getLogger(__name__)
 
@@ -57,14 +56,8 @@ class Stale(str):
 
 def read_graph(onnx_path: str | Path) -> tuple[ModelSpec, str]:
     """(spec, precision) an ONNX step graph declares in its metadata."""
-    import onnx
-
     path = check_path(onnx_path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises its own untyped errors
-        raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
-    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    metadata = onnx_metadata(path)
     return spec_from_metadata(metadata, path), metadata.get(PRECISION_KEY, "fp32")
 
 

@@ -212,6 +212,10 @@ def _build_parser() -> argparse.ArgumentParser:
                              "this many times PyTorch float32's own error (default: edgeact.parity.FACTOR, 8)")
     export.set_defaults(func=_cmd_export)
 
+    # listed for `edgeact --help`; main() hands `edgeact build ...` to build_engines' own parser
+    commands.add_parser("build", add_help=False, help="precision graphs (fp16, int8) and TensorRT engines, each held "
+                        "to an accuracy gate (python -m build_engines; `edgeact build --help` for its options)")
+
     demo = commands.add_parser(
         "demo",
         help="end-to-end demo: data, training, export, then streaming with early decisions",
@@ -246,6 +250,11 @@ def _optional_commands():
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["build"]:  # every argument, options first included, belongs to build_engines' parser
+        from build_engines.__main__ import main as build_main
+
+        return build_main(argv[1:], prog="edgeact build")
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

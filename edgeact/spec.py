@@ -32,6 +32,7 @@ from edgeact.errors import InputError, InputTypeError, ModelFormatError
 
 SPEC_FORMAT = "edgeact.step/1"
 METADATA_KEY = "edgeact"  # key of the JSON spec in ONNX metadata_props
+PRECISION_KEY = "edgeact_precision"  # fp32 | fp16 | int8, written by build_engines (absent: fp32)
 FRAMES = "frames"
 KEYPOINTS = "keypoints"
 LOGITS = "logits"
@@ -232,7 +233,7 @@ def read_spec(path: str | Path) -> ModelSpec:
         raise ModelFormatError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return spec_from_metadata(_onnx_metadata(path), path)
+        return spec_from_metadata(onnx_metadata(path), path)
     if suffix in (".pt", ".pth"):
         from edgeact.checkpoint import checkpoint_spec, load_checkpoint
 
@@ -242,7 +243,7 @@ def read_spec(path: str | Path) -> ModelSpec:
                            "expected .onnx, .pt or .pth.")
 
 
-def _onnx_metadata(path: Path) -> dict[str, str]:
+def onnx_metadata(path: str | Path) -> dict[str, str]:
     """metadata_props of an ONNX file, read without its weights where onnx is installed."""
     try:
         import onnx

@@ -28,7 +28,7 @@ from edgeact import kernels
 from edgeact.backends.base import Loader, Runner
 from edgeact.backends.onnxruntime import BoundSession, make_session
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import STATE_IN, STATE_OUT, ModelSpec, spec_from_metadata
+from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, spec_from_metadata
 
 STACK = "stack:"  # a plan input naming an earlier stack's output: "stack:0"
 
@@ -60,7 +60,12 @@ class NativeLoader(Loader):
                 f"backend 'native' runs on the CPU: device must be 'auto' or 'cpu', got {self.device!r}."
             )
         proto = _read_onnx(self.path)
-        spec = spec_from_metadata({e.key: e.value for e in proto.metadata_props}, self.path)
+        metadata = {e.key: e.value for e in proto.metadata_props}
+        spec = spec_from_metadata(metadata, self.path)
+        precision = metadata.get(PRECISION_KEY, "fp32")
+        if precision != "fp32":
+            raise BackendError(f"backend 'native' runs float32 step graphs; {self.path.name} is a {precision} precision "
+                               "graph. Run it with backend 'onnxruntime', or build a TensorRT engine from it.")
         plan = spec.arch.get("kernel_plan")
         if not plan:
             config = spec.arch.get("config", {})
