@@ -42,7 +42,7 @@ class BuildOptions:
     calib_data: Path | None = None
     calib_split: str = "train"
     calib_clips: int = 32
-    calib_method: str = "minmax"
+    calib_method: str = "percentile"
     eval_data: Path | None = None
     split: str = "test"
     eval_clips: int | None = None

@@ -21,7 +21,9 @@ def parser(prog: str = "python -m build_engines") -> argparse.ArgumentParser:
     p.add_argument("--calib-data", type=Path, help="dataset to calibrate int8 on (its --calib-split)")
     p.add_argument("--calib-split", default="train")
     p.add_argument("--calib-clips", type=int, default=32, help="clips streamed to record calibration steps")
-    p.add_argument("--calib-method", default="minmax", choices=("minmax", "percentile", "entropy"))
+    p.add_argument("--calib-method", default="percentile", choices=("minmax", "percentile", "entropy"),
+                   help="how activation ranges are set from the calibration steps (percentile: the 99.999th, robust "
+                   "to outliers; it beat minmax on both synth students)")
     p.add_argument("--eval-data", type=Path, required=True, help="dataset of the accuracy gate")
     p.add_argument("--split", default="test", help="split of --eval-data the gate streams")
     p.add_argument("--eval-clips", type=int, help="at most this many clips of the split")

@@ -3,7 +3,9 @@
 The session runs through IOBinding: inputs are read from, and next states written straight
 into, the caller's buffers (the state pool's halves), so a step allocates no state. A binding
 is cached per thread for each set of buffers the pool hands over (``key``), so the steady state
-of a stream re-runs a ready binding.
+of a stream re-runs a ready binding. On the CUDA or TensorRT provider the pool's buffers are
+device memory (``edgeact.backends.device``), bound by pointer: the state never leaves the GPU,
+only the frame goes up (ORT copies bound host inputs) and the logits come down.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 
 from edgeact.backends.base import Loader, Runner
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import LOGITS, STATE_OUT, ModelSpec, spec_from_metadata
+from edgeact.spec import LOGITS, STATE_OUT, ModelSpec, TensorSpec, spec_from_metadata
 
+DEVICE_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # state in device memory
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -83,7 +86,8 @@ class BoundSession:
         """Drop this thread's bindings (its output buffers moved)."""
         self._local.cache = OrderedDict()
 
-    def run(self, feeds: Sequence[np.ndarray], outputs: Sequence[np.ndarray], key: Hashable | None = None) -> None:
+    def run(self, feeds: Sequence[Any], outputs: Sequence[Any], key: Hashable | None = None) -> None:
+        """``feeds``/``outputs``: numpy arrays (host) or DeviceArrays (bound by device pointer)."""
         cache = getattr(self._local, "cache", None)
         if cache is None:
             cache = self._local.cache = OrderedDict()
@@ -91,9 +95,13 @@ class BoundSession:
         if binding is None:
             binding = self.session.io_binding()
             for name, array in zip(self.input_names, feeds):
-                binding.bind_cpu_input(name, array)
+                if isinstance(array, np.ndarray):
+                    binding.bind_cpu_input(name, array)
+                else:
+                    binding.bind_input(name, "cuda", 0, array.dtype, list(array.shape), array.ptr)
             for name, array in zip(self.output_names, outputs):
-                binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+                where, pointer = ("cpu", array.ctypes.data) if isinstance(array, np.ndarray) else ("cuda", array.ptr)
+                binding.bind_output(name, where, 0, array.dtype, list(array.shape), pointer)
             if key is not None:
                 cache[key] = binding
                 if len(cache) > self.CACHED:
@@ -101,6 +109,7 @@ class BoundSession:
         elif key is not None:
             cache.move_to_end(key)
         self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()  # device outputs complete before the pool reads or copies them
 
 
 class OnnxRuntimeRunner(Runner):
@@ -120,6 +129,18 @@ class OnnxRuntimeRunner(Runner):
         self.providers = session.get_providers()
         self._bound = BoundSession(session, spec.input_names, [LOGITS] + [STATE_OUT + s.name for s in spec.state])
         self._logits = threading.local()
+        self._device = None
+        if self.providers and self.providers[0] in DEVICE_PROVIDERS:
+            from edgeact.backends.device import Device
+
+            self._device = Device()  # the pool's state lives here, bound by pointer
+
+    def allocate(self, spec: TensorSpec, rows: int) -> Any:
+        """Host numpy on the CPU provider; device memory on CUDA/TensorRT, so state stays there."""
+        self.runtime  # noqa: B018 (the provider is known once open)
+        if self._device is None:
+            return super().allocate(spec, rows)
+        return self._device.zeros((rows, *spec.shape), spec.dtype)
 
     def _run(self, inputs, state_in, state_out, key=None) -> np.ndarray:
         batch = len(state_in[0]) if state_in else len(next(iter(inputs.values())))
@@ -128,6 +149,8 @@ class OnnxRuntimeRunner(Runner):
             logits = self._logits.buffer = np.empty((max(batch, 4), self.spec.num_classes), np.float32)
             self._bound.forget()  # bound to the old logits buffer
         feeds = [inputs[s.name] for s in self.spec.data_inputs] + list(state_in)
+        if self._device is not None:
+            self._device.synchronize()  # the pool's gathers (on its stream) land before ORT reads them
         self._bound.run(feeds, [logits[:batch], *state_out], key)
         return logits[:batch].copy()
 
