@@ -192,7 +192,8 @@ def _build_precision(model: Path, precision: str, final: Path, calibration, opti
 
 
 def _latency(outputs: dict[str, Path], results: list[dict], store, pushes: int) -> None:
-    """Median push() of each kept graph on this CPU (one thread), measured interleaved in one run."""
+    """Median push() that steps the model, for each kept graph on this CPU (one thread), measured
+    interleaved in one run."""
     if pushes < 1 or not outputs:
         return
     from edgeact import Predictor
@@ -206,14 +207,15 @@ def _latency(outputs: dict[str, Path], results: list[dict], store, pushes: int) 
     frames = clip.frames() if spec.frames else [None] * clip.num_frames
     keypoints = getattr(clip, store.keypoint_view)
     times = {p: [] for p in predictors}
-    for t in range(pushes):
+    for t in range(pushes * spec.stride):  # only pushes that step the model are timed
         for precision, predictor in predictors.items():
             i = t % clip.num_frames
             if i == 0:
                 predictor.reset()
             started = time.perf_counter()
-            predictor.push(frames[i], keypoints=keypoints[i] if spec.keypoints else None)
-            times[precision].append(time.perf_counter() - started)
+            prediction = predictor.push(frames[i], keypoints=keypoints[i] if spec.keypoints else None)
+            if prediction.stepped:
+                times[precision].append(time.perf_counter() - started)
     medians = {p: statistics.median(t[len(t) // 10:]) for p, t in times.items()}  # the first tenth warms up
     for result in results:
         median = medians.get(result["precision"])

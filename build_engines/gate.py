@@ -7,7 +7,9 @@ Both are stepped clip by clip through the same runner interface the Predictor us
 * top-1 **agreement** with the reference per ratio (the fraction of clips where both predict
   the same class),
 * **accuracy** per ratio against the labels, and its mean, the **AUC**,
-* the largest |logit| difference at those reads.
+* the largest |logit| difference at those reads,
+* as a diagnostic, how many disagreements fell on reads where the reference itself was unsure
+  (its top two probabilities within ``NEAR_TIE``): reduced precision flips near-ties first.
 
 Targets: FP16 agreement >= 99.5% at every ratio; INT8 agreement >= 98% at every ratio and an
 AUC no more than 1.0 point below the reference's; fp32 is held to the FP16 target.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+NEAR_TIE = 0.05  # a diagnostic only: disagreements where the reference itself was this unsure
 TARGETS = {
     "fp32": {"agreement": 0.995, "auc_drop": None},
     "fp16": {"agreement": 0.995, "auc_drop": None},
@@ -59,6 +62,8 @@ class GateResult:
     targets: dict
     passed: bool
     failures: list[str] = field(default_factory=list)
+    disagreements: int = 0  # reads (clip, ratio) where the top-1 differs
+    near_ties: int = 0  # of those, reads where the reference's top two probabilities were within NEAR_TIE
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,8 +72,8 @@ class GateResult:
 def stream(runner, store, classes, name: str, *, batch_size: int = 32) -> Evaluated:
     """Step every clip of ``store`` through ``runner`` (its stateless ``step``), reading the logits
     at each observation ratio."""
-    from edgeact.train.config import Sampling
-    from edgeact.train.evaluate import evaluate_stream
+    from edgeact.data.sampling import Sampling
+    from edgeact.evaluation import evaluate_stream
 
     result = evaluate_stream(runner, store, list(classes), Sampling(stride=runner.spec.stride), batch_size=batch_size)
     return Evaluated(name, result.logits, np.asarray(result.labels))
@@ -88,9 +93,13 @@ def judge(candidate: Evaluated, reference: Evaluated, precision: str) -> GateRes
         failures.append(f"AUC {auc:.4f} is {100 * (reference_auc - auc):.2f} points below the reference's "
                         f"{reference_auc:.4f} (at most {100 * target['auc_drop']:.1f})")
     difference = float(np.abs(candidate.logits - reference.logits).max(initial=0.0))
+    disagree = candidate.top1 != reference.top1
+    z = reference.logits - reference.logits.max(-1, keepdims=True)
+    probs = np.sort(np.exp(z) / np.exp(z).sum(-1, keepdims=True), axis=-1)
+    near_tie = probs[..., -1] - probs[..., -2] < NEAR_TIE
     return GateResult(precision, candidate.name, reference.name, len(reference.labels), agreement.tolist(),
                       candidate.accuracy.tolist(), auc, reference.accuracy.tolist(), reference_auc, difference,
-                      target, not failures, failures)
+                      target, not failures, failures, int(disagree.sum()), int((disagree & near_tie).sum()))
 
 
 def table(results: list[dict]) -> str:

@@ -75,6 +75,7 @@ def test_the_gate_counts_agreement_per_ratio_and_names_each_miss():
     result = judge(_evaluated(flipped, labels), reference, "fp16")
     assert result.agreement[3] == pytest.approx(0.98) and result.agreement[2] == 1.0
     assert result.failures == ["agreement 98.0% at r=0.4 is below 99.5%"]
+    assert (result.disagreements, result.near_ties) == (1, 0)  # the reference was sure: one-hot logits
     assert judge(_evaluated(flipped, labels), reference, "int8").passed  # 98% is int8's bound
     worse = np.zeros((50, 10), int)
     worse[:2] = 1  # two clips wrong everywhere: 4% agreement lost, 4 AUC points
