@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgeact.train.evaluate import RATIOS, evaluate_model
+from edgeact.evaluation import RATIOS, evaluate_model
 
 
 def machine() -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.train.evaluate import RATIOS, evaluate_model
+from edgeact.evaluation import RATIOS, evaluate_model
 
 
 def correct_per_clip(run: Path, data: Path, split: str, threads: int | None) -> np.ndarray:

@@ -44,8 +44,8 @@ def record(fp32_graph: str | Path, data: str | Path, *, split: str = "train", cl
     ONNX Runtime and record every step's feed, data inputs and incoming states."""
     from edgeact.backends import load_backend
     from edgeact.data import open_dataset
-    from edgeact.train.config import Sampling
-    from edgeact.train.data import ClipStore, sample_indices
+    from edgeact.data.clip_store import ClipStore
+    from edgeact.data.sampling import Sampling, sample_indices
 
     runner = load_backend(fp32_graph, "onnxruntime", device="cpu")
     spec: ModelSpec = runner.spec

@@ -16,7 +16,7 @@ import pytest
 from build_engines.engine import build_engine
 from edgeact import Predictor
 from edgeact.data.sampling import observation_cutoff
-from edgeact.train.evaluate import RATIOS
+from edgeact.evaluation import RATIOS
 from tests.doubles import VERSIONS, install
 from tests.streaming import LOOSE, assert_matches_torch, clips, push_clip
 

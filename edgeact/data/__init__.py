@@ -1,7 +1,8 @@
 """Datasets for edgeact: one interface, the synthetic action generator, clip sampling.
 
 ``open_dataset(dir)`` opens any supported dataset directory; the generator lives in
-:mod:`edgeact.data.synth` (``generate()``), frame-index helpers in :mod:`edgeact.data.sampling`.
+:mod:`edgeact.data.synth` (``generate()``), frame sampling (``Sampling``, frame-index helpers) in
+:mod:`edgeact.data.sampling`, a split's clips as model inputs in :mod:`edgeact.data.clip_store`.
 """
 
 from edgeact.data.dataset import SPLITS, Clip, ClipList, Dataset, open_dataset

@@ -1,12 +1,31 @@
-"""Which frames of a clip a model sees: TSN segments, fixed strides, observation cut-offs."""
+"""Which frames of a clip a model sees: the :class:`Sampling` config (fixed strides or TSN
+segments), the frame indices it picks, observation cut-offs."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from edgeact.errors import InputError
+
+KEYPOINT_VIEWS = ("noisy_keypoints", "keypoints")  # Clip attributes: as an estimator sees them, or exact
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a clip becomes a sequence of steps (the ``data.sampling`` section of a training config;
+    the field metadata is what :func:`edgeact.config.parse_config` checks)."""
+
+    mode: str = field(default="stride", metadata={"choices": ("stride", "segments")})
+    stride: int = field(default=1, metadata={"min": 1})  # stride mode: every stride-th frame (M2)
+    max_steps: Optional[int] = field(default=None, metadata={"min": 1})  # stride mode: at most this many
+    segments: int = field(default=10, metadata={"min": 1})  # segments mode: N (M3)
+    # training only: a random phase in [0, stride) (stride mode; a stream starts anywhere) or a
+    # random frame inside each segment (segments mode); evaluation uses phase 0 / segment centres
+    jitter: bool = True
 
 
 def _positive(name: str, value: int) -> None:
@@ -55,3 +74,20 @@ def observation_cutoff(num_steps: int, ratio: float) -> int:
     if not (0.0 < ratio <= 1.0):
         raise InputError(f"ratio must be in (0, 1]; got {ratio}.")
     return min(max(math.ceil(round(ratio * num_steps, 9)), 1), num_steps)
+
+
+def sample_indices(num_frames: int, sampling: Sampling, *, train: bool = False,
+                   rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Frame indices of the sequence a model sees. Training with ``jitter`` draws a random phase
+    (stride) or a random frame per segment; evaluation is deterministic."""
+    jitter = train and sampling.jitter
+    if sampling.mode == "segments":
+        return segment_indices(num_frames, sampling.segments, train=jitter, rng=rng)
+    offset = int(rng.integers(0, min(sampling.stride, num_frames))) if jitter and sampling.stride > 1 else 0
+    return offset + stride_indices(num_frames - offset, sampling.stride, sampling.max_steps)
+
+
+def sampling_stride(sampling: Sampling) -> int:
+    """The ``stride`` a checkpoint declares: the Predictor steps on every stride-th frame.
+    Segment sampling has no fixed rate; its students are saved with stride 1."""
+    return sampling.stride if sampling.mode == "stride" else 1

@@ -1,13 +1,16 @@
-"""Training and evaluation: teacher-student distillation (M1, M3), per-ratio accuracy.
+"""Training: teacher-student distillation (M1, M3), offline evaluation of whole clips.
 
     from edgeact.train import load_config, train
     cfg = load_config("configs/synth_pose.yaml", ["student.epochs=5"])
     metrics = train(cfg, "data/synth", "runs/pose")      # RUN/student.pt, teacher.pt, metrics.json, ...
 
-    from edgeact.train import evaluate_model
-    metrics = evaluate_model("runs/pose/student.pt", "data/synth", split="test")
+Streaming evaluation (accuracy per observation ratio of a deployable model) does not need
+torch and lives in :mod:`edgeact.evaluation`:
 
-The command line is ``edgeact train`` / ``edgeact eval`` (:mod:`edgeact.train.cli`). Needs torch.
+    from edgeact.evaluation import evaluate_model
+    metrics = evaluate_model("model.onnx", "data/synth", split="test")   # or RUN/student.pt (torch backend)
+
+The command line is ``edgeact train`` / ``edgeact eval`` (:mod:`edgeact.train.cli`). Training needs torch.
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ import importlib
 _LAZY = {
     "TrainConfig": "edgeact.train.config", "apply_overrides": "edgeact.train.config",
     "load_config": "edgeact.train.config",
-    "RATIOS": "edgeact.train.evaluate", "Evaluation": "edgeact.train.evaluate",
-    "evaluate_model": "edgeact.train.evaluate", "evaluate_offline": "edgeact.train.evaluate",
-    "evaluate_stream": "edgeact.train.evaluate", "train": "edgeact.train.trainer",
+    "evaluate_offline": "edgeact.train.evaluate", "train": "edgeact.train.trainer",
 }
 __all__ = sorted(_LAZY)
 

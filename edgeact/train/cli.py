@@ -5,7 +5,8 @@
     edgeact eval --model RUN/student.pt --data DIR --split test --out metrics.json [--backend onnxruntime]
 
 Handlers return an exit code and raise edgeact.errors types for user errors; torch is imported
-only when a command runs.
+only when a command runs: by ``train``, and by ``eval`` only for a backend that needs it (the
+torch backend of a .pt checkpoint; ``eval`` itself is :mod:`edgeact.evaluation`, torch-free).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgeact.errors import InputError
-    from edgeact.train.evaluate import evaluate_model, format_table
+    from edgeact.evaluation import evaluate_model, format_table
     from edgeact.train.report import write_json
 
     if args.batch_size < 1:

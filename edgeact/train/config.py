@@ -41,27 +41,15 @@ import yaml
 
 from edgeact.errors import ConfigError
 from edgeact.config import Wording, did_you_mean, parse_config
+from edgeact.data.sampling import KEYPOINT_VIEWS, Sampling
 from edgeact.models.streaming import ModelConfig
 
-
-KEYPOINT_VIEWS = ("noisy_keypoints", "keypoints")  # Clip attributes: as an estimator sees them, or exact
 
 # "Config 'student.epochs' must be ...", "Unknown key 'epoch' in section 'student'. ... Valid keys: <as declared>"
 WORDING = Wording(label="Config", part="section", sort_keys=False, quote=True)
 
 
 # ----------------------------------------------------------------------------- schema
-@dataclass(frozen=True)
-class Sampling:
-    mode: str = field(default="stride", metadata={"choices": ("stride", "segments")})
-    stride: int = field(default=1, metadata={"min": 1})  # stride mode: every stride-th frame (M2)
-    max_steps: Optional[int] = field(default=None, metadata={"min": 1})  # stride mode: at most this many
-    segments: int = field(default=10, metadata={"min": 1})  # segments mode: N (M3)
-    # training only: a random phase in [0, stride) (stride mode; a stream starts anywhere) or a
-    # random frame inside each segment (segments mode); evaluation uses phase 0 / segment centres
-    jitter: bool = True
-
-
 @dataclass(frozen=True)
 class FrameAugment:
     """Clip-level RGB augmentation: one crop box, flip and colour change for all frames of a clip."""

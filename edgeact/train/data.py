@@ -1,5 +1,7 @@
-"""From dataset clips to model inputs: frame sampling, the clip cache, training batches.
+"""Training batches from dataset clips: augmented samples, padding, length buckets.
 
+The clip cache (:class:`~edgeact.data.clip_store.ClipStore`) and frame sampling
+(:func:`~edgeact.data.sampling.sample_indices`) are torch-free and live in :mod:`edgeact.data`.
 Inputs always go through :mod:`edgeact.preprocess` with the student's :class:`ModelSpec`, the
 same functions and spec every backend uses, so training and deployment see the same numbers.
 Clips differ in length; a batch is padded to its longest clip by repeating the last step, with
@@ -19,74 +21,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from edgeact.data.dataset import Clip
-from edgeact.data.sampling import segment_indices, stride_indices
+from edgeact.data.clip_store import ClipStore
+from edgeact.data.sampling import Sampling, sample_indices
 from edgeact.models import StreamingModel
-from edgeact.preprocess import preprocess_frames, preprocess_keypoints
-from edgeact.spec import KeypointSpec, ModelSpec
+from edgeact.preprocess import preprocess_frames
+from edgeact.spec import ModelSpec
 from edgeact.train.augment import ClipAugmenter
-from edgeact.train.config import Sampling
-
-
-def sample_indices(num_frames: int, sampling: Sampling, *, train: bool = False,
-                   rng: Optional[np.random.Generator] = None) -> np.ndarray:
-    """Frame indices of the sequence a model sees. Training with ``jitter`` draws a random phase
-    (stride) or a random frame per segment; evaluation is deterministic."""
-    jitter = train and sampling.jitter
-    if sampling.mode == "segments":
-        return segment_indices(num_frames, sampling.segments, train=jitter, rng=rng)
-    offset = int(rng.integers(0, min(sampling.stride, num_frames))) if jitter and sampling.stride > 1 else 0
-    return offset + stride_indices(num_frames - offset, sampling.stride, sampling.max_steps)
-
-
-def sampling_stride(sampling: Sampling) -> int:
-    """The ``stride`` a checkpoint declares: the Predictor steps on every stride-th frame.
-    Segment sampling has no fixed rate; its students are saved with stride 1."""
-    return sampling.stride if sampling.mode == "stride" else 1
-
-
-class ClipStore:
-    """The clips of one split with their labels; decoded frames cached in memory when asked,
-    keypoints preprocessed once per clip with ``keypoint_spec``."""
-
-    def __init__(self, clips: Sequence[Clip], *, keypoint_view: str = "noisy_keypoints",
-                 keypoint_spec: Optional[KeypointSpec] = None, cache_frames: bool = False):
-        self.clips = list(clips)  # clip objects keep their own loaded keypoint arrays
-        self.labels = np.array([c.label for c in self.clips], np.int64)
-        self.num_frames = np.array([c.num_frames for c in self.clips], np.int64)
-        self.keypoint_view = keypoint_view
-        self.keypoint_spec = keypoint_spec
-        self.cache_frames = cache_frames
-        self._frames: dict[int, np.ndarray] = {}
-        self._keypoints: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def frames(self, i: int) -> np.ndarray:
-        """uint8 [T,H,W,3] BGR, as decoded."""
-        if i in self._frames:
-            return self._frames[i]
-        frames = self.clips[i].frames()
-        if self.cache_frames:
-            self._frames[i] = frames
-        return frames
-
-    def keypoints(self, i: int) -> np.ndarray:
-        """float32 [T,P,J,C+1], every frame through preprocess_keypoints."""
-        if i not in self._keypoints:
-            raw = getattr(self.clips[i], self.keypoint_view)
-            self._keypoints[i] = np.stack([preprocess_keypoints(kp, self.keypoint_spec) for kp in raw])
-        return self._keypoints[i]
-
-    def inputs(self, i: int, spec: ModelSpec, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """The model inputs [T,...] of clip i at ``indices``, without augmentation."""
-        out = {}
-        if spec.frames is not None:
-            out["frames"] = preprocess_frames(self.frames(i)[indices], spec.frames)
-        if spec.keypoints is not None:
-            out["keypoints"] = self.keypoints(i)[indices]
-        return out
 
 
 class TrainClips(Dataset):

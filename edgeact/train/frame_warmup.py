@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from edgeact.data.clip_store import ClipStore
 from edgeact.models.frame_encoder import FrameEncoder
 from edgeact.train.augment import ClipAugmenter
 from edgeact.train.config import FrameWarmup
 from edgeact.preprocess import preprocess_frames
 from edgeact.spec import FrameSpec
-from edgeact.train.data import ClipStore
 
 log = logging.getLogger("edgeact.train.epoch")  # a line per epoch, like the trainer's epoch lines
 

@@ -41,14 +41,16 @@ from torch.utils.data import DataLoader
 
 from edgeact.checkpoint import load_checkpoint, model_spec, save_checkpoint
 from edgeact.data import open_dataset
+from edgeact.data.clip_store import ClipStore
+from edgeact.data.sampling import sampling_stride
 from edgeact.errors import ConfigError, ModelFormatError
+from edgeact.evaluation import evaluate_stream
 from edgeact.models import StreamingModel, build_model, load_pretrained
 from edgeact.spec import ModelSpec
 from edgeact.train.augment import ClipAugmenter
 from edgeact.train.config import Stage, TrainConfig
-from edgeact.train.data import (BucketBatchSampler, ClipStore, TrainClips, choose_labeled, collate, forward_exact,
-                                sampling_stride)
-from edgeact.train.evaluate import evaluate_offline, evaluate_stream
+from edgeact.train.data import BucketBatchSampler, TrainClips, choose_labeled, collate, forward_exact
+from edgeact.train.evaluate import evaluate_offline
 from edgeact.train.frame_warmup import warm_up_frames
 from edgeact.train.losses import FeatureProjection, Objective
 from edgeact.train.report import plot_accuracy, write_json

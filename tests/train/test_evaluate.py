@@ -1,14 +1,15 @@
-"""Observation-ratio cut-offs, the metrics schema, the streaming evaluator's bookkeeping."""
+"""Observation-ratio cut-offs, the metrics schema, the streaming evaluator's bookkeeping, and that
+streaming evaluation of an .onnx needs no torch."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from edgeact.data.clip_store import ClipStore
+from edgeact.data.sampling import Sampling, sample_indices
+from edgeact.evaluation import RATIOS, Evaluation, cutoff_steps, evaluate_stream
 from edgeact.spec import KeypointSpec, ModelSpec, TensorSpec
-from edgeact.train.config import Sampling
-from edgeact.train.data import ClipStore, sample_indices
-from edgeact.train.evaluate import RATIOS, Evaluation, cutoff_steps, evaluate_stream
 
 
 def test_ratios_are_the_ten_tenths():
@@ -89,3 +90,45 @@ def test_sampling_modes():
     assert sample_indices(40, segments).tolist() == [5, 15, 25, 35]  # segment centres
     drawn = sample_indices(40, segments, train=True, rng=rng)
     assert all(10 * k <= i < 10 * (k + 1) for k, i in enumerate(drawn))
+
+
+def test_streaming_evaluation_runs_without_torch(tiny_artifacts, synth_dir, tmp_path):
+    """edgeact eval of an .onnx (the function and the command), the accuracy gate's stream and
+    INT8 calibration's recording run on a machine without PyTorch (a Jetson), and give what they
+    give with torch importable."""
+    import json
+
+    from edgeact.evaluation import evaluate_model
+    from tests.torchless import run_without_torch
+
+    onnx = str(tiny_artifacts["fusion"]["onnx"])
+    out = tmp_path / "metrics.json"
+    result = run_without_torch(
+        f"""
+        import json
+        from edgeact.evaluation import evaluate_model
+        import build_engines.calibration, build_engines.gate
+        from edgeact.backends import load_backend
+        from edgeact.cli import main
+        from edgeact.data import open_dataset
+        from edgeact.data.clip_store import ClipStore
+
+        metrics = evaluate_model({onnx!r}, {str(synth_dir)!r}, split="test", batch_size=4)
+        assert metrics["backend"] == "onnxruntime" and metrics["num_clips"] > 0
+        assert main(["eval", "--model", {onnx!r}, "--data", {str(synth_dir)!r}, "--batch-size", "4", "--quiet",
+                     "--out", {str(out)!r}]) == 0
+        assert json.load(open({str(out)!r}))["accuracy"] == metrics["accuracy"]
+        runner = load_backend({onnx!r}, "onnxruntime")
+        clips = open_dataset({str(synth_dir)!r}).split("test")
+        store = ClipStore(clips, keypoint_spec=runner.spec.keypoints)
+        gated = build_engines.gate.stream(runner, store, runner.spec.classes, "fp32", batch_size=4)
+        runner.close()
+        assert gated.accuracy.tolist() == metrics["accuracy"]
+        calibration = build_engines.calibration.record({onnx!r}, {str(synth_dir)!r}, clips=2)
+        assert calibration.clips == 2 and calibration.steps > 0
+        print(json.dumps(metrics["accuracy"]))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    with_torch = evaluate_model(onnx, synth_dir, split="test", batch_size=4)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == with_torch["accuracy"]

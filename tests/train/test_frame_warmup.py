@@ -10,10 +10,10 @@ import torch
 
 from edgeact.checkpoint import load_checkpoint
 from edgeact.data import open_dataset
+from edgeact.data.clip_store import ClipStore
 from edgeact.errors import ConfigError
 from edgeact.train import load_config, train
 from edgeact.train.config import FrameWarmup
-from edgeact.train.data import ClipStore
 from edgeact.train.frame_warmup import frame_picks
 
 from .conftest import TINY_POSE, edgeact, write_config

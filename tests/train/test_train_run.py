@@ -15,13 +15,13 @@ import torch
 from edgeact.backends import load_backend
 from edgeact.checkpoint import load_checkpoint
 from edgeact.data import open_dataset
+from edgeact.data.clip_store import ClipStore
+from edgeact.data.sampling import Sampling
 from edgeact.errors import ConfigError, ModelFormatError
+from edgeact.evaluation import RATIOS, evaluate_stream
 from edgeact.export import export_onnx
 from edgeact.parity import ParityCheck, float64_twin
-from edgeact.train import evaluate_offline, evaluate_stream, load_config, train
-from edgeact.train.config import Sampling
-from edgeact.train.data import ClipStore
-from edgeact.train.evaluate import RATIOS
+from edgeact.train import evaluate_offline, load_config, train
 from edgeact.train.trainer import _duration, _time_left
 
 from .conftest import TINY_POSE, edgeact, write_config
