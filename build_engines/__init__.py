@@ -86,7 +86,7 @@ def build(model: str | Path, options: BuildOptions, *, log=print) -> BuildResult
     from edgeact.backends import load_backend
     from edgeact.data import open_dataset
     from edgeact.spec import read_spec
-    from edgeact.train.data import ClipStore
+    from edgeact.data.clip_store import ClipStore
 
     model = Path(model)
     options.check(model)

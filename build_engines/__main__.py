@@ -9,6 +9,7 @@ from pathlib import Path
 
 from build_engines import TARGET_DEVICES, BuildOptions, build
 from build_engines.precision import PRECISIONS
+from edgeact.data.sampling import KEYPOINT_VIEWS
 from edgeact.errors import EdgeActError
 
 
@@ -34,7 +35,7 @@ def parser(prog: str = "python -m build_engines") -> argparse.ArgumentParser:
                    "the model, else the fp32 graph)")
     p.add_argument("--no-accuracy-gate", action="store_true", help="keep precisions that miss their target")
     p.add_argument("--latency-pushes", type=int, default=300, help="pushes per graph for the CPU latency (0: skip)")
-    p.add_argument("--keypoints", default="noisy_keypoints", choices=("noisy_keypoints", "keypoints"),
+    p.add_argument("--keypoints", default="noisy_keypoints", choices=KEYPOINT_VIEWS,
                    help="the clips' keypoint view (synthetic data: as an estimator sees them, or exact)")
     return p
 

@@ -115,3 +115,22 @@ def test_the_command_line_runs_without_tensorrt(trained_pose, tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "edgeact.cli", "build", "--help"], capture_output=True,
                                text=True).stdout
     assert help_text.startswith("usage: edgeact build")
+
+
+def test_build_engines_runs_without_torch(tiny_artifacts, synth_dir, tmp_path):
+    """On a Jetson there may be no torch: the reference is then the fp32 graph."""
+    from tests.torchless import run_without_torch
+
+    result = run_without_torch(
+        f"""
+        from build_engines.__main__ import main
+        rc = main([{str(tiny_artifacts["pose"]["onnx"])!r}, "--precision", "fp16", "int8", "--calib-data",
+                   {str(synth_dir)!r}, "--calib-clips", "4", "--eval-data", {str(synth_dir)!r}, "--out",
+                   {str(tmp_path)!r}, "--latency-pushes", "5", "--no-accuracy-gate"])
+        assert rc == 0, rc
+        assert "torch" not in sys.modules
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "build_engines: reference fp32 graph pose.onnx" in result.stdout
+    assert (tmp_path / "pose.fp16.onnx").is_file() and (tmp_path / "pose.int8.onnx").is_file()
