@@ -213,13 +213,18 @@ class CudaDouble:
                             f"found {type(stream)})")
         return self.stream_of(stream)
 
+    def _usable(self, stream):
+        """(the stream, None), or (None, the error a call on it returns): a sticky error first."""
+        if self._sticky:
+            return None, self._sticky
+        s = self._stream(stream)
+        return (s, None) if s is not None else (None, E.cudaErrorInvalidResourceHandle)
+
     def cudaMemcpyAsync(self, dst, src, count: int, kind, stream):
         with self._lock:
-            if self._sticky:
-                return (self._sticky,)
-            s = self._stream(stream)
-            if s is None:
-                return (E.cudaErrorInvalidResourceHandle,)
+            s, error = self._usable(stream)
+            if error:
+                return (error,)
             if not isinstance(kind, cudaMemcpyKind) or kind not in (cudaMemcpyKind.cudaMemcpyHostToDevice,
                                                                      cudaMemcpyKind.cudaMemcpyDeviceToHost,
                                                                      cudaMemcpyKind.cudaMemcpyDeviceToDevice):
@@ -249,11 +254,9 @@ class CudaDouble:
 
     def cudaMemsetAsync(self, ptr, value: int, count: int, stream):
         with self._lock:
-            if self._sticky:
-                return (self._sticky,)
-            s = self._stream(stream)
-            if s is None:
-                return (E.cudaErrorInvalidResourceHandle,)
+            s, error = self._usable(stream)
+            if error:
+                return (error,)
             target = self.locate(ptr, count) if isinstance(count, int) and count >= 0 else None
             if target is None or not isinstance(value, int):
                 return (E.cudaErrorInvalidValue,)
@@ -280,11 +283,9 @@ class CudaDouble:
 
     def cudaStreamSynchronize(self, stream):
         with self._lock:
-            if self._sticky:
-                return (self._sticky,)
-            s = self._stream(stream)
-            if s is None:
-                return (E.cudaErrorInvalidResourceHandle,)
+            s, error = self._usable(stream)
+            if error:
+                return (error,)
             if s.capture is not None:
                 s.capture = None
                 return (E.cudaErrorStreamCaptureUnsupported,)
@@ -320,11 +321,9 @@ class CudaDouble:
 
     def cudaGraphLaunch(self, graph_exec, stream):
         with self._lock:
-            if self._sticky:
-                return (self._sticky,)
-            s = self._stream(stream)
-            if s is None:
-                return (E.cudaErrorInvalidResourceHandle,)
+            s, error = self._usable(stream)
+            if error:
+                return (error,)
             if not isinstance(graph_exec, cudaGraphExec_t) or not graph_exec._alive:
                 return (E.cudaErrorInvalidValue,)
             self.launches += 1
