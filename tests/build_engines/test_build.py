@@ -134,3 +134,26 @@ def test_build_engines_runs_without_torch(tiny_artifacts, synth_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "build_engines: reference fp32 graph pose.onnx" in result.stdout
     assert (tmp_path / "pose.fp16.onnx").is_file() and (tmp_path / "pose.int8.onnx").is_file()
+
+
+def test_with_tensorrt_each_kept_graph_becomes_a_gated_engine(trained_pose, tmp_path, monkeypatch):
+    """Through the strict TensorRT/cuda doubles (tests/doubles): the engine is built from the
+    precision graph, streamed through the TensorRT backend, gated, and its report lands in the
+    sidecar."""
+    from tests.doubles import install
+
+    install(monkeypatch, "10.8.0")
+    lines = []
+    result = build(trained_pose["onnx"], _options(trained_pose, tmp_path, precisions=("fp16",), latency_pushes=0,
+                                                  max_streams=4), log=lines.append)
+    engine = tmp_path / "student.fp16.engine"
+    assert result.outputs["fp16_engine"] == engine and engine.is_file()
+    sidecar = json.loads((tmp_path / "student.fp16.engine.json").read_text())
+    assert sidecar["precision"] == "fp16" and sidecar["max_batch"] == 4
+    assert sidecar["accuracy"]["passed"] and min(sidecar["accuracy"]["agreement"]) >= 0.995
+    (entry,) = json.loads((tmp_path / "build_report.json").read_text())["results"]
+    assert entry["engine"]["gate"] == sidecar["accuracy"]
+    assert any(line.startswith("build_engines: student.fp16.engine: agreement min") for line in lines)
+    assert not any("TensorRT is not installed" in line for line in lines)
+    p = Predictor(engine)
+    assert p.backend == "tensorrt" and p.runner.max_batch == 4
