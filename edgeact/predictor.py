@@ -6,6 +6,10 @@ is validate -> admit -> step -> decide: every input is checked and every timesta
 before any stream is created or changed, so a rejected call leaves the streams, and the set of
 streams, exactly as they were.
 
+A keypoint model can be given a pose provider (``pose=``, edgeact/pose/, docs/pose.md): it runs on
+each frame during validation, so a frame it fails on is rejected like any bad frame, and its
+keypoints are mapped to the model's joint layout. Keypoints passed explicitly win over it.
+
 Thread safety: the Predictor may be shared between threads. Pushes on *different* streams run
 concurrently; pushes on the same stream are serialised by that stream's lock (their order is
 then the order the locks are taken, so one thread per stream is the sensible design).
@@ -19,7 +23,7 @@ import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +32,9 @@ from edgeact.backends.pool import StatePool
 from edgeact.errors import InputError, InputTypeError, StreamError
 from edgeact.preprocess import check_frame, preprocess_frame, preprocess_keypoints
 from edgeact.spec import FRAMES, KEYPOINTS, ModelSpec
+
+if TYPE_CHECKING:
+    from edgeact.pose import KeypointLayout, PoseFeed, PoseProvider
 
 DEFAULT_STREAM = "default"
 
@@ -75,7 +82,8 @@ class Prediction:
     decision_frame: int | None  # frames_seen at the moment of decision
     stream: Hashable
     timestamp: float | None
-    timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess, inference, postprocess
+    timings_ms: dict[str, float] = field(default_factory=dict)  # [pose,] preprocess, inference, postprocess
+    keypoints: np.ndarray | None = None  # keypoint models: this frame's keypoint input as the model saw it
 
 
 class _Stream:
@@ -125,8 +133,12 @@ class Predictor:
         policy: DecisionPolicy | None = None,
         threads: int | None = None,
         max_streams: int | None = None,
+        pose: PoseProvider | str | None = None,
+        keypoint_layout: KeypointLayout | str | None = None,
         **options: Any,
     ) -> None:
+        if keypoint_layout is not None and pose is None:
+            raise InputError("keypoint_layout= names the model's joints for a pose provider; it needs pose=.")
         if isinstance(model, Runner):
             self._runner = model  # an already loaded runner (or a test double of one)
         elif isinstance(model, Loader):
@@ -139,6 +151,16 @@ class Predictor:
                                  f"got {type(model).__name__}.")
         self.policy = policy or DecisionPolicy()
         self.spec: ModelSpec = self._runner.spec
+        self._pose: PoseFeed | None = None
+        if pose is not None:
+            from edgeact.pose import PoseFeed
+
+            try:
+                self._pose = PoseFeed.attach(pose, self.spec, keypoint_layout)
+            except BaseException:
+                if isinstance(model, (str, Path)):  # loaded here: nobody else will close it
+                    self._runner.close()
+                raise
         self._pool = StatePool(self._runner, max_streams=max_streams)
         self._streams: dict[Hashable, _Stream] = {}
         self._streams_lock = threading.Lock()
@@ -168,8 +190,14 @@ class Predictor:
         with self._streams_lock:
             return tuple(self._known())
 
+    @property
+    def pose(self) -> PoseProvider | None:
+        """The pose provider that finds the keypoints of each frame, if any."""
+        return self._pose.provider if self._pose is not None else None
+
     def describe(self) -> dict[str, Any]:
-        return {**self._runner.describe(), "spec": self.spec.to_dict(), "max_streams": self._pool.max_streams}
+        pose = {} if self._pose is None else {"pose": self._pose.describe()}
+        return {**self._runner.describe(), "spec": self.spec.to_dict(), "max_streams": self._pool.max_streams, **pose}
 
     # -- streams -------------------------------------------------------------------------------
     def reset(self, stream: Hashable = DEFAULT_STREAM) -> None:
@@ -247,7 +275,10 @@ class Predictor:
         timestamp: float | None = None,
         stream: Hashable = DEFAULT_STREAM,
     ) -> Prediction:
-        """Feed one frame (and/or keypoints) of ``stream``; returns the prediction after it."""
+        """Feed one frame (and/or keypoints) of ``stream``; returns the prediction after it.
+
+        With a pose provider, ``frame`` alone feeds a keypoint model; ``keypoints`` given
+        explicitly (in the model's layout) are used instead and the provider is not run."""
         return self.push_many({stream: {"frame": frame, "keypoints": keypoints, "timestamp": timestamp}})[stream]
 
     def push_many(self, items: Mapping[Hashable, Any]) -> dict[Hashable, Prediction]:
@@ -264,11 +295,12 @@ class Predictor:
         self._check_open()
         keys = list(items)
         parsed = [self._parse_item(k, items[k]) for k in keys]  # validate: before any stream is touched
+        pose_ms = sum(p[3] for p in parsed) * 1e3 / len(keys)
         streams = self._lock_streams(keys)
         new = [i for i, s in enumerate(streams) if s.slot is None]  # to admit (created by us or a waiting call)
         try:
             try:
-                for key, s, (_, _, ts) in zip(keys, streams, parsed):
+                for key, s, (_, _, ts, _) in zip(keys, streams, parsed):
                     if ts is not None and s.last_timestamp is not None and ts <= s.last_timestamp:
                         raise InputError(
                             f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}."
@@ -285,7 +317,7 @@ class Predictor:
                              key=lambda i: streams[i].slot)  # slot order: consecutive slots step in place
                 inputs = self._pool.input_buffers(len(due))
                 for row, i in enumerate(due):
-                    frame, keypoints, _ = parsed[i]
+                    frame, keypoints, _, _ = parsed[i]
                     if FRAMES in inputs:
                         inputs[FRAMES][row] = preprocess_frame(frame, self.spec.frames)
                     if KEYPOINTS in inputs:
@@ -306,12 +338,13 @@ class Predictor:
                     s.logits = logits[row_of[i]]
                     s.probs = _softmax(s.logits)
                     self._update_decision(s)
-                out[key] = self._prediction(key, s, stepped=i in row_of, timestamp=parsed[i][2])
+                out[key] = self._prediction(key, s, stepped=i in row_of, timestamp=parsed[i][2], keypoints=parsed[i][1])
             t3 = time.perf_counter()
         finally:
             self._unlock(streams)
-        timings = {
-            "preprocess": (t1 - t0) * 1e3 / len(keys),
+        timings = {} if self._pose is None else {"pose": pose_ms}  # the provider ran within t0..t1
+        timings |= {
+            "preprocess": (t1 - t0) * 1e3 / len(keys) - pose_ms,
             "inference": (t2 - t1) * 1e3 / len(keys),
             "postprocess": (t3 - t2) * 1e3 / len(keys),
         }
@@ -319,7 +352,8 @@ class Predictor:
             pred.timings_ms.update(timings)
         return out
 
-    def _parse_item(self, key: Hashable, item: Any) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
+    def _parse_item(self, key: Hashable, item: Any) -> tuple[np.ndarray | None, np.ndarray | None, float | None, float]:
+        """(frame, preprocessed keypoints, timestamp, seconds the pose provider took)."""
         if isinstance(item, Mapping):
             unknown = set(item) - {"frame", "keypoints", "timestamp"}
             if unknown:
@@ -333,7 +367,12 @@ class Predictor:
             check_frame(frame)
         elif frame is not None:
             check_frame(frame)  # not used by a keypoint model, but a malformed one is still a bug
+        pose_s = 0.0
         if self.spec.keypoints is not None:
+            if keypoints is None and self._pose is not None:
+                started = time.perf_counter()
+                keypoints = self._pose(frame)  # frame checked above
+                pose_s = time.perf_counter() - started
             if keypoints is None:
                 raise InputError(
                     f"this model takes keypoints of shape (people, {self.spec.keypoints.joints}, 2 or 3); "
@@ -342,7 +381,7 @@ class Predictor:
             keypoints = preprocess_keypoints(keypoints, self.spec.keypoints)  # validates now
         if timestamp is not None and not (isinstance(timestamp, (int, float)) and np.isfinite(timestamp)):
             raise InputError(f"timestamp must be a finite number, got {timestamp!r}.")
-        return frame, keypoints, timestamp
+        return frame, keypoints, timestamp, pose_s
 
     def _update_decision(self, s: _Stream) -> None:
         p = self.policy
@@ -360,7 +399,8 @@ class Predictor:
         elif not p.latch:
             s.decision = s.decision_frame = None
 
-    def _prediction(self, key: Hashable, s: _Stream, *, stepped: bool, timestamp: float | None) -> Prediction:
+    def _prediction(self, key: Hashable, s: _Stream, *, stepped: bool, timestamp: float | None,
+                    keypoints: np.ndarray | None) -> Prediction:
         index = int(np.argmax(s.probs))
         decided = s.decision is not None
         return Prediction(
@@ -378,6 +418,7 @@ class Predictor:
             decision_frame=s.decision_frame,
             stream=key,
             timestamp=timestamp,
+            keypoints=keypoints,
         )
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -392,6 +433,8 @@ class Predictor:
             with self._streams_lock:
                 self._streams.clear()
             self._runner.close()
+            if self._pose is not None:
+                self._pose.close()
 
     def __enter__(self) -> Predictor:
         return self
