@@ -89,6 +89,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    video = None if args.no_video else out / "demo.avi"
+    if args.source is not None:
+        from edgeact.errors import InputError
+
+        if args.model is None:
+            raise InputError("--source streams a model you give: add --model MODEL (.onnx, .pt); without --source "
+                             "the demo trains one on synthetic clips.")
+        if args.max_frames is not None and args.max_frames < 1:
+            raise InputError(f"--max-frames must be a positive integer, got {args.max_frames}.")
+        demo.run_source(args.model, args.source, pose=args.pose, backend=args.backend, threshold=args.threshold,
+                        video=video, max_frames=args.max_frames)
+        return 0
     data = Path(args.data) if args.data else out / "data"
     if args.data is None and not (data / "manifest.json").is_file():
         from edgeact.data import synth
@@ -100,8 +112,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if model is None:
         model = str(demo.train_and_export(data, out / "run", epochs=args.epochs, quiet=args.quiet))
     print(f"[4/4] streaming test clips through {model}", flush=True)
-    demo.run(model, data, backend=args.backend, threshold=args.threshold,
-             video=None if args.no_video else out / "demo.avi", max_clips=args.max_clips)
+    demo.run(model, data, backend=args.backend, threshold=args.threshold, video=video, max_clips=args.max_clips,
+             pose=args.pose)
     return 0
 
 
@@ -221,7 +233,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="end-to-end demo: data, training, export, then streaming with early decisions",
         description="Without --model: generate a synthetic dataset, train a pose student with distillation, "
         "export and verify its ONNX step graph. Then stream the test clips frame by frame through a "
-        "Predictor, print when each action was recognised, and write an annotated video.",
+        "Predictor, print when each action was recognised, and write an annotated video. With --model and "
+        "--source: stream a video file or a camera through the model instead (a keypoint model's keypoints "
+        "found by --pose), printing each decision as it happens.",
     )
     demo.add_argument("--out", default="demo", help="working directory (default: ./demo)")
     demo.add_argument("--model", help="stream this model (.onnx/.pt) instead of training one")
@@ -232,6 +246,13 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", default="auto", help="Predictor backend (default: by file type)")
     demo.add_argument("--threshold", type=float, default=0.8, help="decision probability threshold")
     demo.add_argument("--max-clips", type=int, default=24, help="test clips to stream")
+    demo.add_argument("--source", help="stream this video file or camera index (0, 1, ...) instead of dataset "
+                      "clips; needs --model")
+    demo.add_argument("--pose", metavar="NAME:PATH",
+                      help="pose estimator that finds a keypoint model's keypoints in the frames, e.g. "
+                      "movenet:movenet_single_pose_lightning_ptq.tflite (docs/pose.md)")
+    demo.add_argument("--max-frames", type=int, default=None,
+                      help="--source: stop after this many frames (default: the whole video; a camera until Ctrl-C)")
     demo.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     demo.add_argument("--quiet", action="store_true",
                       help="no progress on stderr (dataset rendering, training); the steps and results still print")
