@@ -267,3 +267,26 @@ def test_same_layout_and_normalised_units():
     expected[0, 3] = 0.0  # scored under min_score: missing
     expected[0, :, :2] /= [80, 40]
     np.testing.assert_allclose(runner.inputs[0][0], expected, rtol=1e-6)
+
+
+def test_the_pose_front_end_runs_without_torch(tiny_artifacts):
+    from tests.torchless import run_without_torch
+
+    run = run_without_torch(f"""
+        import numpy as np
+        from edgeact import Predictor
+        from edgeact.pose import COCO17, PoseProvider
+
+        class Still(PoseProvider):
+            def __init__(self):
+                super().__init__(COCO17, max_people=1)
+
+            def _estimate(self, frame):
+                return np.full((1, 17, 3), 0.5, np.float32) * [frame.shape[1], frame.shape[0], 1]
+
+        with Predictor({str(tiny_artifacts["pose"]["onnx"])!r}, pose=Still()) as p:
+            pred = p.push(np.zeros((48, 64, 3), np.uint8))
+        assert pred.keypoints.shape == (2, 18, 3) and pred.timings_ms["pose"] > 0
+        import sys
+    """)
+    assert run.returncode == 0, run.stderr
