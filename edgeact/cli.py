@@ -37,6 +37,15 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from edgeact.data import open_dataset
+    from edgeact.data.info import describe
+
+    fold = int(args.fold) if args.fold is not None and args.fold.isdigit() else args.fold
+    print(describe(open_dataset(args.path, fold=fold), args.path))
+    return 0
+
+
 def _progress_printer(what: str):
     """A ``progress(done, total)`` callback drawing one self-overwriting line on stderr."""
 
@@ -184,7 +193,7 @@ def _build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="print versions, build facts and available runtimes")
     info.set_defaults(func=_cmd_info)
 
-    data = commands.add_parser("data", help="generate or inspect datasets")
+    data = commands.add_parser("data", help="generate, inspect or convert datasets")
     data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     synth = data_commands.add_parser(
         "synth",
@@ -206,6 +215,15 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     synth.add_argument("--quiet", action="store_true", help="no progress output")
     synth.set_defaults(func=_cmd_data_synth)
+    data_info = data_commands.add_parser(
+        "info",
+        help="summarise a dataset: classes, clips per split and class, lengths, keypoints",
+        description="Open a dataset as training would (any format open_dataset reads) and print its classes, "
+        "clips per split and per class, clip lengths, and its keypoints (people, joints, coordinates, units).",
+    )
+    data_info.add_argument("path", help="dataset directory or file; PATH#fold2 chooses a fold")
+    data_info.add_argument("--fold", help="fold the plain split names refer to (e.g. 0 or fold0; same as PATH#fold0)")
+    data_info.set_defaults(func=_cmd_data_info)
     export = commands.add_parser(
         "export",
         help="export a streaming checkpoint's step graph to ONNX (verified against PyTorch)",

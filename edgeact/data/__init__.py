@@ -1,13 +1,16 @@
 """Datasets for edgeact: one interface, the synthetic action generator, clip sampling.
 
-``open_dataset(dir)`` opens any supported dataset directory; the generator lives in
-:mod:`edgeact.data.synth` (``generate()``), frame sampling (``Sampling``, frame-index helpers) in
-:mod:`edgeact.data.sampling`, a split's clips as model inputs in :mod:`edgeact.data.clip_store`.
+``open_dataset(path)`` opens any supported dataset (a directory, or a skeleton ``.npz``;
+``path#fold2`` or ``fold=2`` chooses a fold); splits and folds are in :mod:`edgeact.data.protocol`,
+the generator in :mod:`edgeact.data.synth` (``generate()``), frame sampling (``Sampling``,
+frame-index helpers) in :mod:`edgeact.data.sampling`, a split's clips as model inputs in
+:mod:`edgeact.data.clip_store`.
 """
 
-from edgeact.data.dataset import SPLITS, Clip, ClipList, Dataset, open_dataset
+from edgeact.data.dataset import FORMATS, SPLITS, Clip, ClipList, Dataset, Format, IndexedDataset, open_dataset
 from edgeact.data.skeleton import JOINT_NAMES, LIMBS, NUM_JOINTS, NUM_PERSONS
 
 __all__ = [
-    "JOINT_NAMES", "LIMBS", "NUM_JOINTS", "NUM_PERSONS", "SPLITS", "Clip", "ClipList", "Dataset", "open_dataset",
+    "FORMATS", "JOINT_NAMES", "LIMBS", "NUM_JOINTS", "NUM_PERSONS", "SPLITS", "Clip", "ClipList", "Dataset", "Format",
+    "IndexedDataset", "open_dataset",
 ]  # fmt: skip

@@ -2,23 +2,24 @@
 
 A :class:`Dataset` names its classes and hands out splits; a split is a lazy sequence of
 :class:`Clip` objects, cheap to create, that decode video or load keypoints only when asked.
-Adapters (the synthetic generator's format today; UCF-101, NTU, ... later) subclass both and
-add one row to :data:`FORMATS`.
+Adapters subclass both (most through :class:`IndexedDataset`, whose splits come from a
+protocol, see :mod:`edgeact.data.protocol`) and add one row to :data:`FORMATS`.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
 
 import numpy as np
 
+from edgeact.data.protocol import SPLITS, fold_name, resolve_fold, split_indices
 from edgeact.errors import DatasetError, InputError
-
-SPLITS = ("train", "val", "test")
 
 
 class Clip(ABC):
@@ -78,16 +79,52 @@ class ClipList(Sequence[Clip]):
 
 
 class Dataset(ABC):
-    """A labelled video dataset. ``split()`` validates the name; ``_split_impl()`` serves it."""
+    """A labelled dataset. ``split()`` validates the name; ``_split_impl()`` serves it.
 
-    splits: tuple[str, ...] = SPLITS
+    What the clips carry is plain metadata, so a config can be checked against it before
+    training: ``modalities`` (``"frames"`` and/or ``"keypoints"``); for keypoints, ``people``,
+    ``joint_names``, ``coords`` (2 or 3) and ``units`` as the source records them (None
+    without keypoints). A dataset with several ``folds`` serves ``"<fold>:train"`` and so on;
+    the plain names ``train``/``val``/``test`` refer to the chosen :attr:`fold`.
+    """
+
+    modalities: tuple[str, ...] = ("frames", "keypoints")
+    people: int | None = None
+    joint_names: tuple[str, ...] | None = None
+    coords: int | None = None
+    units: str | None = None
+    folds: tuple[str, ...] = ()
+    _fold: str | None = None
 
     @property
     @abstractmethod
     def classes(self) -> list[str]:
         """Class names, indexed by :attr:`Clip.label`."""
 
+    @property
+    def fold(self) -> str | None:
+        """The fold the plain split names refer to (None: not chosen, or no folds)."""
+        return self._fold
+
+    @fold.setter
+    def fold(self, fold: int | str | None) -> None:
+        self._fold = resolve_fold(fold, self.folds)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        per_fold = tuple(f"{fold}:{split}" for fold in self.folds for split in SPLITS)
+        return per_fold if self.folds and self.fold is None else SPLITS + per_fold
+
     def split(self, name: str) -> ClipList:
+        if name in SPLITS and self.folds:
+            if self.fold is None:
+                first = self.folds[0]
+                raise InputError(
+                    f"Split {name!r} needs a fold: this dataset has the folds {', '.join(self.folds)}. Choose one "
+                    f"with open_dataset(path, fold={first.removeprefix('fold')}) or the "
+                    f"path suffix '#{first}' (PATH#{first}), or ask for the split '{first}:{name}'."
+                )
+            name = f"{self.fold}:{name}"
         if name not in self.splits:
             raise InputError(f"Unknown split {name!r}; this dataset has the splits {', '.join(self.splits)}.")
         return self._split_impl(name)
@@ -96,18 +133,72 @@ class Dataset(ABC):
     def _split_impl(self, name: str) -> ClipList: ...
 
 
-# On-disk formats open_dataset recognises: (what it looks for, module with probe() and load()).
-FORMATS = (("manifest.json of an edgeact synthetic dataset", "edgeact.data.synth_dataset"),)
+class IndexedDataset(Dataset):
+    """Clips numbered 0..N-1, with splits from each clip's role under the protocol(s)
+    (:func:`edgeact.data.protocol.split_indices`). Subclasses make clip ``i`` in :meth:`_clip`."""
+
+    def __init__(self, classes: Sequence[str], labels: np.ndarray, roles: Mapping[str | None, np.ndarray]) -> None:
+        self._classes = list(classes)
+        self.labels = np.asarray(labels, np.int64)
+        self.folds = tuple(fold for fold in roles if fold is not None)
+        self._indices = split_indices(self.labels, roles)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    def indices(self, name: str) -> np.ndarray:
+        """The clip numbers of split ``name`` (validated as :meth:`split` does)."""
+        return np.asarray(self.split(name)._entries)
+
+    def _split_impl(self, name: str) -> ClipList:
+        return ClipList(self._indices[name].tolist(), self._clip)
+
+    @abstractmethod
+    def _clip(self, index: int) -> Clip: ...
 
 
-def open_dataset(path: str | Path) -> Dataset:
-    """Open the dataset in directory ``path``, whichever supported format it is in."""
-    root = Path(path)
-    if not root.is_dir():
-        raise DatasetError(f"Dataset directory {root} does not exist or is not a directory.")
-    for _, module_name in FORMATS:
-        module = importlib.import_module(module_name)
-        if module.probe(root):
-            return module.load(root)
-    looked_for = "; ".join(what for what, _ in FORMATS)
-    raise DatasetError(f"{root} is not a dataset edgeact can read: looked for {looked_for}, found none.")
+@dataclass(frozen=True)
+class Format:
+    """An on-disk layout :func:`open_dataset` recognises: ``module`` has ``probe(path) -> bool``
+    (does ``path``, a file or a directory, look like this format?) and ``load(path) -> Dataset``."""
+
+    name: str
+    looks_for: str  # for the message when no format matches
+    module: str
+
+
+FORMATS = (
+    Format("synth", "manifest.json of an edgeact synthetic dataset", "edgeact.data.synth_dataset"),
+    Format("skeleton", "an edgeact skeleton .npz file (or a directory holding exactly one)",
+           "edgeact.data.skeleton_npz"),
+)
+
+_FOLD_SUFFIX = re.compile(r"^(?P<path>.+)#(?P<fold>fold\d+)$")
+
+
+def open_dataset(path: str | Path, *, fold: int | str | None = None) -> Dataset:
+    """Open the dataset at ``path`` (a directory, or a file such as a skeleton .npz), whichever
+    supported format it is in. ``fold`` (or a ``#fold3`` suffix on the path, which is how
+    ``--data`` chooses one) picks the fold the plain split names refer to."""
+    path, fold = _fold_from_suffix(Path(path), fold)
+    if not path.exists():
+        raise DatasetError(f"Dataset {path} does not exist.")
+    for fmt in FORMATS:
+        module = importlib.import_module(fmt.module)
+        if module.probe(path):
+            dataset = module.load(path)
+            dataset._fold = resolve_fold(fold, dataset.folds, where=str(path))
+            return dataset
+    looked_for = "; ".join(fmt.looks_for for fmt in FORMATS)
+    raise DatasetError(f"{path} is not a dataset edgeact can read: looked for {looked_for}, found none.")
+
+
+def _fold_from_suffix(path: Path, fold: int | str | None) -> tuple[Path, int | str | None]:
+    """``DIR#fold3`` -> (DIR, "fold3"), unless a file or directory of that very name exists."""
+    match = _FOLD_SUFFIX.match(str(path))
+    if match is None or path.exists():
+        return path, fold
+    if fold is not None and fold_name(fold) != match["fold"]:
+        raise InputError(f"{path} names {match['fold']} but fold={fold!r} was also given; choose one.")
+    return Path(match["path"]), match["fold"]

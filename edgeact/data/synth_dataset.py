@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeact.data.dataset import SPLITS, Clip, ClipList, Dataset
-from edgeact.data.skeleton import NUM_JOINTS, NUM_PERSONS
+from edgeact.data.skeleton import JOINT_NAMES, NUM_JOINTS, NUM_PERSONS
 from edgeact.data.video import read_video
 from edgeact.errors import DatasetError
 
@@ -67,6 +67,11 @@ class SynthClip(Clip):
 class SynthDataset(Dataset):
     """A directory written by :func:`edgeact.data.synth.generate`."""
 
+    people = NUM_PERSONS
+    joint_names = tuple(JOINT_NAMES)
+    coords = 2
+    units = "pixels of the frame"
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.manifest = _load_manifest(root)
@@ -108,8 +113,8 @@ def _load_manifest(root: Path) -> dict:
     return manifest
 
 
-def probe(root: Path) -> bool:
-    return (root / MANIFEST).is_file()
+def probe(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
 
 
 def load(root: Path) -> SynthDataset:

@@ -195,14 +195,14 @@ def test_unknown_split_lists_the_valid_ones(small_dataset):
 def test_open_dataset_on_a_missing_directory(tmp_path):
     with pytest.raises(DatasetError) as info:
         open_dataset(tmp_path / "nope")
-    assert str(info.value) == f"Dataset directory {tmp_path / 'nope'} does not exist or is not a directory."
+    assert str(info.value) == f"Dataset {tmp_path / 'nope'} does not exist."
 
 
 def test_open_dataset_on_an_unknown_directory_says_what_it_looked_for(tmp_path):
     (tmp_path / "clip.avi").write_bytes(b"")
     message = (
         f"{tmp_path} is not a dataset edgeact can read: looked for manifest.json of an edgeact "
-        "synthetic dataset, found none."
+        "synthetic dataset; an edgeact skeleton .npz file (or a directory holding exactly one), found none."
     )
     with pytest.raises(DatasetError) as info:
         open_dataset(tmp_path)
