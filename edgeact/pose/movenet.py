@@ -2,9 +2,10 @@
 
 MoveNet SinglePose Lightning int8 (2.9 MB, Apache-2.0) finds the 17 COCO keypoints of the
 most prominent person in a few milliseconds per frame on one CPU core, offline: the file is
-passed by path and nothing is downloaded at run time. Thunder (256 px input) and the float16
-files run too; the input size and dtype are read from the model. Input: RGB ``[1, S, S, 3]``;
-output ``[1, 1, 17, 3]`` = (y, x, score) normalised to the input image.
+passed by path and nothing is downloaded at run time. The input size and dtype are read from
+the model, so MoveNet's other SinglePose files (Thunder, 256 px; float16) should run as well;
+only Lightning int8 is tested here. Input: RGB ``[1, S, S, 3]`` of 0..255 values; output
+``[1, 1, 17, 3]`` = (y, x, score) normalised to the input image.
 
 The frame is fitted into the square input keeping its aspect ratio (``resize="pad"``, what
 MoveNet's model card asks for: a stretched person is not what it was trained on) and the

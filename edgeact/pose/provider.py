@@ -119,12 +119,10 @@ class ProviderEntry:
 
     module: str
     cls: str
-    what: str  # for --help and messages
 
 
 PROVIDERS = {
-    "movenet": ProviderEntry("edgeact.pose.movenet", "MoveNetProvider",
-                             "MoveNet SinglePose Lightning/Thunder .tflite (COCO-17), CPU, needs ai-edge-litert"),
+    "movenet": ProviderEntry("edgeact.pose.movenet", "MoveNetProvider"),  # MoveNet SinglePose .tflite, ai-edge-litert
 }
 
 

@@ -86,5 +86,5 @@ def register_fake(monkeypatch) -> list[NamedFake]:
     from edgeact.pose import PROVIDERS, ProviderEntry
 
     monkeypatch.setattr(NamedFake, "made", [])
-    monkeypatch.setitem(PROVIDERS, "fake", ProviderEntry(__name__, "NamedFake", "a strict fake (tests)"))
+    monkeypatch.setitem(PROVIDERS, "fake", ProviderEntry(__name__, "NamedFake"))
     return NamedFake.made
