@@ -351,7 +351,7 @@ class StreamingModel(nn.Module):
         if frame_parts:
             features[FEATURES + FRAMES] = _concat(frame_parts, dim=1)  # [B,F] (or maps [B,C,h,w])
         if self.pose is not None:
-            features[FEATURES + KEYPOINTS] = self.pose(inputs[KEYPOINTS])  # [B,P*dim]
+            features[FEATURES + KEYPOINTS], new["pose"] = self.pose.step(inputs[KEYPOINTS], substate(state, "pose"))
         logits, new["head"] = self.head.step(_concat(list(features.values()), dim=1), substate(state, "head"))
         return logits, new, features
 

@@ -28,6 +28,11 @@ EXTRA_MODELS = {
     "pose_gru2": {"inputs": ["keypoints"], "pose": {**TWO_PEOPLE, "center_joints": [8, 11], "min_confidence": 0.3},
                   "head": {"name": "gru", "hidden": 24, "layers": 2}},
     "pose_lstm3": {"inputs": ["keypoints"], "pose": TWO_PEOPLE, "head": {"name": "lstm", "hidden": 20, "layers": 3}},
+    # velocity makes the pose encoder stateful: its state runs on ORT's encoder part
+    "pose_velocity": {"inputs": ["keypoints"], "pose": {**TWO_PEOPLE, "features": ["position", "bone", "velocity"],
+                                                        "parents": [1, 1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 1, 11, 12,
+                                                                    0, 0, 14, 15]},
+                      "head": {"name": "lstm", "hidden": 16}},
 }
 
 
@@ -77,7 +82,7 @@ def _rewrite(path, tmp_path, *, edit_spec=None, edit_initializer=None):
 
 
 # -- parity ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "pose_gru2", "pose_lstm3"])
+@pytest.mark.parametrize("kind", ["pose", "rgb", "fusion", "pose_gru2", "pose_lstm3", "pose_velocity"])
 def test_native_matches_torch_over_whole_clips(kind, artifacts, synth_dir):
     native = Predictor(artifacts[kind]["onnx"], "native", policy=LOOSE)
     assert native.backend == "native"

@@ -51,10 +51,10 @@ def test_no_visible_joint_is_finite_including_gradients():
 def test_single_visible_joint_is_finite():
     kp = torch.zeros(1, 1, 18, 3)
     kp[0, 0, 3] = torch.tensor([320.0, 200.0, 1.0])
-    joints, centre, scale, _ = _encoder().normalize(kp)
+    joints, centre, scale, *_ = _encoder().normalize(kp)
     assert torch.isfinite(joints).all()
     assert torch.equal(centre[0, 0], torch.tensor([320.0, 200.0]))
-    assert scale.item() == 1.0  # floored at one pixel
+    assert 0 < scale.item() < 1e-5  # only the floor: no unit in it (the joints are all zero anyway)
 
 
 def test_centre_falls_back_to_visible_joints_when_anchor_joints_are_missing():
@@ -62,11 +62,11 @@ def test_centre_falls_back_to_visible_joints_when_anchor_joints_are_missing():
     kp = torch.nan_to_num(random_keypoints(1, generator=torch.Generator().manual_seed(3)))
     kp[..., 2] = 1.0
     kp[..., [8, 11], :] = torch.tensor([0.0, 0.0, 0.0])
-    _, centre, _, _ = enc.normalize(kp)
+    _, centre, *_ = enc.normalize(kp)
     visible = kp[0, 0, kp[0, 0, :, 2] > 0, :2]
     torch.testing.assert_close(centre[0, 0], visible.mean(0))
     kp[..., 8, :] = torch.tensor([50.0, 60.0, 1.0])
-    _, centre, _, _ = enc.normalize(kp)
+    _, centre, *_ = enc.normalize(kp)
     assert torch.equal(centre[0, 0], torch.tensor([50.0, 60.0]))
 
 
@@ -97,3 +97,66 @@ def test_config_rejects_centre_joint_out_of_range():
     with pytest.raises(ConfigError) as err:
         parse_config(PoseConfig, {"joints": 14, "center_joints": [8, 14]}, "pose")
     assert str(err.value) == "Model config 'pose.center_joints' has [14], outside 0..13."
+
+
+THREE_D = {"joints": 20, "coords": 3, "center_joints": (0,), "features": ("position", "bone", "velocity"),
+           "parents": (0, 0, 1, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18), "align": (12, 16)}
+
+
+def _clip(people=1, joints=20, coords=3, steps=6):
+    kp = torch.nan_to_num(random_keypoints(1, steps, people=people, joints=joints, coords=coords,
+                                           generator=torch.Generator().manual_seed(4)))
+    kp[..., -1] = (kp[..., -1] > 0).float()
+    return kp  # [1,T,P,J,C+1]
+
+
+@pytest.mark.parametrize("overrides", [{}, THREE_D, {**THREE_D, "people": 2}])
+@pytest.mark.parametrize("factor", [1e-3, 1e3])
+def test_the_unit_does_not_matter(overrides, factor):
+    """Kinect metres, millimetres or pixels: the same skeleton gives the same output (the old
+    1-unit floor on the body scale left metres unscaled)."""
+    cfg = {"coords": 3, "joints": 20, **overrides}
+    enc = _encoder(**cfg)
+    kp = _clip(people=cfg.get("people", 1))
+    other = torch.cat((kp[..., :3] * factor, kp[..., 3:]), dim=-1)
+    torch.testing.assert_close(enc(other), enc(kp), atol=1e-5, rtol=1e-4)
+
+
+def test_align_makes_the_camera_azimuth_irrelevant():
+    enc = _encoder(**THREE_D)  # one person: several are ordered by their x, which a turn changes
+    kp = _clip()
+    kp[..., -1] = 1.0  # every joint seen: the align pair is always there to turn by
+    angle = torch.tensor(1.1)
+    c, s = torch.cos(angle), torch.sin(angle)
+    turned = kp.clone()
+    turned[..., 0], turned[..., 2] = c * kp[..., 0] - s * kp[..., 2], s * kp[..., 0] + c * kp[..., 2]  # about y
+    torch.testing.assert_close(enc(turned), enc(kp), atol=1e-5, rtol=1e-4)
+    unaligned = _encoder(**{**THREE_D, "align": ()})
+    assert not torch.allclose(unaligned(turned), unaligned(kp), atol=1e-3)
+
+
+def test_velocity_steps_equal_the_offline_differences():
+    enc = _encoder(**THREE_D)
+    kp = _clip(steps=5)
+    offline = enc(kp)[0]  # [T,dim]
+    state = None
+    for t in range(kp.shape[1]):
+        step, state = enc.step(kp[:, t], state)
+        torch.testing.assert_close(step[0], offline[t], atol=1e-6, rtol=0)
+    assert set(state) == {"prev", "prev_centre", "seen"}
+    still = kp[:, :1].expand(1, 3, *kp.shape[2:])  # a person who does not move: velocity 0 after t=0
+    out = enc(still)[0]
+    torch.testing.assert_close(out[1], out[2], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"features": ["position", "bone"]},
+     "Model config 'pose.features' has 'bone', which needs 'pose.parents' with one parent per joint (18), got 0."),
+    ({"features": ["position", "position"]}, "Model config 'pose.features' lists a feature twice: ['position', 'position']."),
+    ({"align": [1, 2]}, "Model config 'pose.align' takes two joints (left, right) of 3D keypoints; got [1, 2] with coords 2."),
+    ({"features": ["speed"]}, "Unknown value 'speed' for 'pose.features[0]'. Valid choices: position, bone, velocity."),
+])
+def test_feature_options_are_checked(section, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(PoseConfig, section, "pose")
+    assert str(err.value) == message

@@ -62,7 +62,8 @@ def _compare_with_onnxruntime(model, path, batch, input_names, output_names) -> 
 
 
 @pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning")
-@pytest.mark.parametrize("name", ["mobilenet_rgbdiff_lstm", "pose_lstm", "two_stage_m1", "attention_m5", "convlstm_m2"])
+@pytest.mark.parametrize("name", ["mobilenet_rgbdiff_lstm", "pose_lstm", "two_stage_m1", "attention_m5", "convlstm_m2",
+                                  "pose3d_features"])
 def test_torchscript_export_runs_in_onnxruntime(name, tmp_path):
     model = _model(name)
     path = tmp_path / "step.onnx"
