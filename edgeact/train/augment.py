@@ -4,8 +4,10 @@ augmented clip is still a plausible video (a camera does not re-crop between fra
 RGB works on the raw BGR uint8 frames *before* :func:`edgeact.preprocess.preprocess_frames`
 (which then resizes and normalises exactly as deployment does): a random resized crop (the crop
 is a view; the one preprocessing path does the resize), a horizontal flip, brightness /
-contrast / saturation jitter. Keypoints work on preprocessed keypoints (pixels, missing joints
-all zero): scale and translation, a mirror that swaps left and right joints, joint dropout.
+contrast / saturation jitter. Keypoints work on preprocessed keypoints (the source's units,
+missing joints all zero): scale, shear, a turn (3D: about the vertical axis, as another
+camera azimuth would see the person; 2D: in the image plane) and translation, a mirror that
+swaps left and right joints, joint dropout.
 When a model sees both, the keypoints follow the frames' crop and flip instead (joints that
 leave the crop become missing), so the two inputs stay aligned.
 """
@@ -108,16 +110,31 @@ class ClipAugmenter:
         xy = kp[..., :dims][visible]  # [N,dims]
         centre = xy.mean(0)
         extent = xy.max(0) - xy.min(0)
-        scale = rng.uniform(*cfg.scale, size=dims)
+        linear = self._linear(rng, dims)  # drawn first: without shear/turn, the draws of before
         shift = rng.uniform(-cfg.translate, cfg.translate, size=dims) * extent
         out = kp.copy()
-        coords = (kp[..., :dims] - centre) * scale + centre + shift
+        coords = (kp[..., :dims] - centre) @ linear.T + centre + shift
         if self.mirror is not None and rng.random() < cfg.mirror:
             coords[..., 0] = 2 * (centre[0] + shift[0]) - coords[..., 0]
             coords, out = coords[:, :, self.mirror], out[:, :, self.mirror]
             visible = visible[:, :, self.mirror]
         out[..., :dims] = np.where(visible[..., None], coords, 0.0)
         return out.astype(np.float32)
+
+
+    def _linear(self, rng: np.random.Generator, dims: int) -> np.ndarray:
+        """One clip's linear map [dims,dims]: per-axis scale, then shear, then the turn."""
+        cfg = self.cfg.keypoints
+        m = np.diag(rng.uniform(*cfg.scale, size=dims))
+        if cfg.shear:
+            m = (np.eye(dims) + rng.uniform(-cfg.shear, cfg.shear, size=(dims, dims)) * (1 - np.eye(dims))) @ m
+        if cfg.rotate:
+            angle = np.deg2rad(rng.uniform(-cfg.rotate, cfg.rotate))
+            a, b = [axis for axis in range(dims) if axis != cfg.vertical_axis] if dims == 3 else (0, 1)
+            turn = np.eye(dims)
+            turn[a, a], turn[a, b], turn[b, a], turn[b, b] = np.cos(angle), -np.sin(angle), np.sin(angle), np.cos(angle)
+            m = turn @ m
+        return m
 
 
 def _crop_keypoints(kp: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], flip: bool,

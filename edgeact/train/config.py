@@ -73,6 +73,11 @@ class KeypointAugment:
     # left/right joint pairs swapped by the mirror; null: the COCO-18 (OpenPose) pairs, 18 joints only
     mirror_pairs: Optional[tuple[tuple[int, int], ...]] = None
     joint_dropout: float = field(default=0.05, metadata={"min": 0.0, "max": 0.9})  # per joint and step
+    # a turn of up to +- this many degrees: about the vertical axis for 3D keypoints (another camera
+    # azimuth), in the image plane for 2D
+    rotate: float = field(default=0.0, metadata={"min": 0.0, "max": 180.0})
+    vertical_axis: int = field(default=1, metadata={"min": 0, "max": 2})  # 3D: the up axis (Kinect: y)
+    shear: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # off-diagonal terms in +- this
 
 
 @dataclass(frozen=True)

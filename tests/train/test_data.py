@@ -47,6 +47,19 @@ def test_joint_dropout_removes_whole_joints():
     assert np.all(out[dropped] == 0.0)
 
 
+def test_a_3d_turn_is_about_the_vertical_axis_and_keeps_the_body():
+    cfg = augment_config(keypoints={"rotate": 90.0, "scale": [1, 1], "translate": 0.0, "mirror": 0.0,
+                                    "joint_dropout": 0.0, "vertical_axis": 1})
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.normal(size=(4, 1, 20, 3)).astype(np.float32), np.ones((4, 1, 20, 1), np.float32)], -1)
+    _, out = ClipAugmenter(cfg, frames=False, joints=20)(np.random.default_rng(2), None, kp)
+    np.testing.assert_allclose(out[..., 1], kp[..., 1], atol=1e-5)  # heights stay
+    centre = kp[..., :3].reshape(-1, 3).mean(0)
+    radius = lambda a: np.hypot(a[..., 0] - centre[0], a[..., 2] - centre[2])  # noqa: E731
+    np.testing.assert_allclose(radius(out), radius(kp), atol=1e-4)  # a turn: distances to the axis stay
+    assert not np.allclose(out[..., 0], kp[..., 0])
+
+
 def test_frames_and_keypoints_share_crop_and_flip():
     cfg = augment_config(frames={"crop_scale": [0.25, 0.25], "crop_ratio": [1, 1], "flip": 1.0, "brightness": 0.0,
                                  "contrast": 0.0, "saturation": 0.0}, keypoints={"joint_dropout": 0.0})
