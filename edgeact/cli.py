@@ -41,9 +41,25 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     from edgeact.data import open_dataset
     from edgeact.data.info import describe
 
-    fold = int(args.fold) if args.fold is not None and args.fold.isdigit() else args.fold
-    print(describe(open_dataset(args.path, fold=fold), args.path))
+    print(describe(open_dataset(args.path, fold=_fold_argument(args.fold)), args.path))
     return 0
+
+
+def _cmd_data_convert(args: argparse.Namespace) -> int:
+    from edgeact.data import open_dataset
+    from edgeact.data.convert import convert
+
+    started = time.perf_counter()
+    dataset = open_dataset(args.source, format=args.format, fold=_fold_argument(args.fold))
+    out = convert(dataset, args.out, name=args.source, overwrite=args.overwrite,
+                  progress=None if args.quiet else _progress_printer("converting clips"))
+    print(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _fold_argument(text: str | None) -> int | str | None:
+    """--fold 2 -> 2, --fold xsub -> "xsub"."""
+    return int(text) if text is not None and text.isdigit() else text
 
 
 def _progress_printer(what: str):
@@ -224,6 +240,22 @@ def _build_parser() -> argparse.ArgumentParser:
     data_info.add_argument("path", help="dataset directory or file; PATH#fold2 chooses a fold")
     data_info.add_argument("--fold", help="fold the plain split names refer to (e.g. 0 or fold0; same as PATH#fold0)")
     data_info.set_defaults(func=_cmd_data_info)
+    data_convert = data_commands.add_parser(
+        "convert",
+        help="write a dataset's keypoints as an edgeact skeleton .npz",
+        description="Read a dataset in its own layout (NTU .skeleton files, JHMDB, another skeleton file, ...) and "
+        "write its keypoints, labels and protocol as one edgeact skeleton .npz (docs/dataset.md). Video-only "
+        "datasets (UCF-101, HMDB-51, UT-Interaction, folders of videos) have no keypoints to write.",
+    )
+    data_convert.add_argument("source", help="dataset directory or file; SOURCE#xsub chooses a fold")
+    data_convert.add_argument("--format", help="the source's layout (default: recognised): "
+                              "ntu, ucf101, hmdb51, jhmdb, ut-interaction, folder, skeleton")
+    data_convert.add_argument("--out", required=True, help=".npz file to write")
+    data_convert.add_argument("--fold", help="fold or protocol written as the split array (e.g. xsub, 1 or fold1); "
+                              "default: the dataset's only protocol, or its cross-validation folds as a fold array")
+    data_convert.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    data_convert.add_argument("--quiet", action="store_true", help="no progress output")
+    data_convert.set_defaults(func=_cmd_data_convert)
     export = commands.add_parser(
         "export",
         help="export a streaming checkpoint's step graph to ONNX (verified against PyTorch)",

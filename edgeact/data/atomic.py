@@ -1,4 +1,4 @@
-"""Build a directory next to its destination and move it into place only when complete.
+"""Build a directory (or a file) next to its destination and move it into place only when complete.
 
 Readers never see a half-written dataset: work happens in a hidden temporary sibling (same
 filesystem, so the final rename is atomic), which is deleted on any error or interrupt.
@@ -81,3 +81,18 @@ def _remove_empty(dirs: list[Path]) -> None:
             d.rmdir()
         except OSError:
             return
+
+
+@contextmanager
+def atomic_file(out: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``out`` (same filesystem) that replaces ``out`` when the block
+    succeeds; on any error or interrupt it is deleted and ``out`` is untouched."""
+    if not out.parent.is_dir():
+        raise DatasetError(f"Cannot write {out}: the directory {out.parent} does not exist.")
+    tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -8,6 +8,7 @@ protocol, see :mod:`edgeact.data.protocol`) and add one row to :data:`FORMATS`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from abc import ABC, abstractmethod
@@ -18,7 +19,7 @@ from typing import overload
 
 import numpy as np
 
-from edgeact.data.protocol import SPLITS, fold_name, resolve_fold, split_indices
+from edgeact.data.protocol import SPLITS, fold_argument, fold_name, resolve_fold, split_indices
 from edgeact.errors import DatasetError, InputError
 
 
@@ -121,7 +122,7 @@ class Dataset(ABC):
                 first = self.folds[0]
                 raise InputError(
                     f"Split {name!r} needs a fold: this dataset has the folds {', '.join(self.folds)}. Choose one "
-                    f"with open_dataset(path, fold={first.removeprefix('fold')}) or the "
+                    f"with open_dataset(path, fold={fold_argument(first)}) or the "
                     f"path suffix '#{first}' (PATH#{first}), or ask for the split '{first}:{name}'."
                 )
             name = f"{self.fold}:{name}"
@@ -140,12 +141,22 @@ class IndexedDataset(Dataset):
     def __init__(self, classes: Sequence[str], labels: np.ndarray, roles: Mapping[str | None, np.ndarray]) -> None:
         self._classes = list(classes)
         self.labels = np.asarray(labels, np.int64)
+        self.roles = {fold: np.asarray(role) for fold, role in roles.items()}  # edgeact.data.protocol codes
         self.folds = tuple(fold for fold in roles if fold is not None)
         self._indices = split_indices(self.labels, roles)
 
     @property
     def classes(self) -> list[str]:
         return list(self._classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def clip(self, index: int) -> Clip:
+        """Clip number ``index`` (0..len - 1), whatever its split."""
+        if not 0 <= index < len(self.labels):
+            raise InputError(f"Clip index {index} is outside 0..{len(self.labels) - 1}.")
+        return self._clip(index)
 
     def indices(self, name: str) -> np.ndarray:
         """The clip numbers of split ``name`` (validated as :meth:`split` does)."""
@@ -172,30 +183,59 @@ FORMATS = (
     Format("synth", "manifest.json of an edgeact synthetic dataset", "edgeact.data.synth_dataset"),
     Format("skeleton", "an edgeact skeleton .npz file (or a directory holding exactly one)",
            "edgeact.data.skeleton_npz"),
+    Format("ntu", "NTU RGB+D SsssCcccPpppRrrrAaaa.skeleton files (in nturgb+d_skeletons/ or the directory)",
+           "edgeact.data.ntu"),
+    Format("jhmdb", "JHMDB joint_positions/ and splits/<class>_test_split<N>.txt", "edgeact.data.jhmdb"),
+    Format("ucf101", "UCF-101 classInd.txt (in ucfTrainTestlist/ or the directory)", "edgeact.data.ucf101"),
+    Format("hmdb51", "HMDB-51 <class>_test_split<N>.txt files (in testTrainMulti_7030_splits/, splits/ or the "
+           "directory)", "edgeact.data.hmdb51"),
+    Format("ut-interaction", "UT-Interaction <seq>_<sample>_<class>.avi clips", "edgeact.data.ut_interaction"),
+    Format("folder", "class folders of videos (or train/ and test/ folders of them)", "edgeact.data.video_folder"),
 )
 
-_FOLD_SUFFIX = re.compile(r"^(?P<path>.+)#(?P<fold>fold\d+)$")
+_FOLD_SUFFIX = re.compile(r"^(?P<path>.+)#(?P<fold>[A-Za-z][A-Za-z0-9_]*)$")
 
 
-def open_dataset(path: str | Path, *, fold: int | str | None = None) -> Dataset:
-    """Open the dataset at ``path`` (a directory, or a file such as a skeleton .npz), whichever
-    supported format it is in. ``fold`` (or a ``#fold3`` suffix on the path, which is how
-    ``--data`` chooses one) picks the fold the plain split names refer to."""
+def open_dataset(path: str | Path, *, fold: int | str | None = None, format: str | None = None) -> Dataset:
+    """Open the dataset at ``path`` (a directory, or a file such as a skeleton .npz).
+
+    The format is recognised from what is there (the first row of :data:`FORMATS` whose probe
+    accepts ``path``), or named by ``format`` (a row's name: "ntu", "ucf101", ...). ``fold``, or
+    a ``#fold3`` / ``#xsub`` suffix on the path (how ``--data`` chooses one), picks the fold the
+    plain split names refer to.
+    """
     path, fold = _fold_from_suffix(Path(path), fold)
     if not path.exists():
         raise DatasetError(f"Dataset {path} does not exist.")
-    for fmt in FORMATS:
+    formats = FORMATS if format is None else (format_named(format),)
+    for fmt in formats:
         module = importlib.import_module(fmt.module)
         if module.probe(path):
             dataset = module.load(path)
             dataset._fold = resolve_fold(fold, dataset.folds, where=str(path))
             return dataset
-    looked_for = "; ".join(fmt.looks_for for fmt in FORMATS)
-    raise DatasetError(f"{path} is not a dataset edgeact can read: looked for {looked_for}, found none.")
+    if format is not None:
+        raise DatasetError(f"{path} is not in the {format} format: looked for {formats[0].looks_for}, found none.")
+    raise DatasetError(
+        f"{path} is not a dataset edgeact can read: it is in none of the layouts {', '.join(f.name for f in FORMATS)} "
+        "(docs/dataset.md describes each; naming one with format= says what that one looks for)."
+    )
+
+
+def format_named(name: str) -> Format:
+    """The :data:`FORMATS` row called ``name``."""
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    names = [f.name for f in FORMATS]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    raise InputError(f"Unknown dataset format {name!r}{hint} Valid formats: {', '.join(names)}.")
 
 
 def _fold_from_suffix(path: Path, fold: int | str | None) -> tuple[Path, int | str | None]:
-    """``DIR#fold3`` -> (DIR, "fold3"), unless a file or directory of that very name exists."""
+    """``DIR#fold3`` -> (DIR, "fold3"), ``DIR#xsub`` -> (DIR, "xsub"), unless a file or directory of
+    that very name exists."""
     match = _FOLD_SUFFIX.match(str(path))
     if match is None or path.exists():
         return path, fold

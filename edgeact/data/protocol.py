@@ -1,9 +1,10 @@
 """Which clips each split holds under a dataset's evaluation protocol.
 
 A protocol gives every clip a role: :data:`TRAIN`, :data:`TEST` or :data:`UNUSED` (the codes
-HMDB-51's split files use). A dataset has one protocol (plain splits ``train``/``val``/``test``)
-or several folds (``fold0:train``, ...; cross-validation, or the three official splits of
-UCF-101). ``val`` is never in the source: it is carved from the training clips, stratified by
+HMDB-51's split files use), or :data:`VAL` where a source has its own validation clips. A dataset
+has one protocol (plain splits ``train``/``val``/``test``) or several folds (``fold0:train``,
+...: cross-validation folds, the official splits of UCF-101, NTU's ``xsub``/``xview``). Where
+the source has no validation clips, ``val`` is carved from the training clips, stratified by
 class, with a fixed fraction and seed (:func:`carve_validation`), so recipes choose epochs and
 hyper-parameters without looking at ``test``.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from edgeact.errors import InputError
 
 SPLITS = ("train", "val", "test")
-UNUSED, TRAIN, TEST = 0, 1, 2
+UNUSED, TRAIN, TEST, VAL = 0, 1, 2, 3
 VAL_FRACTION = 0.1  # of each class's training clips
 VAL_SEED = 0
 
@@ -47,19 +48,23 @@ def split_indices(labels: np.ndarray, roles: Mapping[str | None, np.ndarray]) ->
     out = {}
     for fold, role in roles.items():
         role = np.asarray(role)
-        train, val = carve_validation(labels, np.flatnonzero(role == TRAIN))
+        if (role == VAL).any():
+            train, val = np.flatnonzero(role == TRAIN), np.flatnonzero(role == VAL)
+        else:
+            train, val = carve_validation(labels, np.flatnonzero(role == TRAIN))
         prefix = "" if fold is None else f"{fold}:"
         out.update({prefix + "train": train, prefix + "val": val, prefix + "test": np.flatnonzero(role == TEST)})
     return out
 
 
 def fold_name(fold: int | str) -> str:
-    """``3`` or ``"fold3"`` -> ``"fold3"`` (folds are numbered as the dataset numbers them)."""
+    """``3`` or ``"fold3"`` -> ``"fold3"`` (folds are numbered as the dataset numbers them); a
+    protocol name such as ``"xsub"`` stays as it is."""
     if isinstance(fold, (int, np.integer)) and not isinstance(fold, bool):
         return f"fold{int(fold)}"
     if isinstance(fold, str):
         return fold
-    raise InputError(f"fold must be an int or a fold name like 'fold0'; got {type(fold).__name__}.")
+    raise InputError(f"fold must be an int or a fold name like 'fold0' or 'xsub'; got {type(fold).__name__}.")
 
 
 def resolve_fold(fold: int | str | None, folds: Sequence[str], where: str = "this dataset") -> str | None:
@@ -73,3 +78,9 @@ def resolve_fold(fold: int | str | None, folds: Sequence[str], where: str = "thi
     if name not in folds:
         raise InputError(f"Unknown fold {fold!r}; {where} has the folds {', '.join(folds)}.")
     return name
+
+
+def fold_argument(name: str) -> str:
+    """How to choose fold ``name`` in open_dataset: ``fold=3`` for fold3, ``fold='xsub'`` otherwise."""
+    number = name.removeprefix("fold")
+    return number if name.startswith("fold") and number.isdigit() else repr(name)

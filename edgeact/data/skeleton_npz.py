@@ -11,19 +11,22 @@
 
 Reading needs no pickle. Metadata are read when the file is opened; the joints on the first
 keypoint access (then kept in memory, float32 with a visibility channel).
+:func:`write_skeleton_npz` writes the format, streaming one sequence at a time.
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from edgeact.data.atomic import atomic_file
 from edgeact.data.dataset import Clip, IndexedDataset
 from edgeact.data.protocol import TEST, TRAIN
-from edgeact.errors import DatasetError
+from edgeact.errors import DatasetError, InputError
 
 REQUIRED = ("joints", "offsets", "label", "classes", "joint_names", "channels", "units", "fps")
 PER_SEQUENCE = ("label", "split", "fold", "subject", "view", "seq_id")  # one entry per sequence
@@ -276,3 +279,53 @@ def load(path: Path) -> SkeletonDataset:
                                f"open one of them, e.g. {files[0]}.")
         path = files[0]
     return SkeletonDataset(path)
+
+
+def write_skeleton_npz(
+    path: str | Path, sequences: Iterable[np.ndarray], *, lengths: Sequence[int], people: int,
+    labels: Sequence[int], classes: Sequence[str], joint_names: Sequence[str], channels: Sequence[str], units: str,
+    fps: float, split: Sequence[str] | None = None, fold: Sequence[int] | None = None,
+    subject: Sequence[int] | None = None, view: Sequence[int] | None = None, seq_id: Sequence[str] | None = None,
+    source: str = "", protocol: str = "",
+) -> Path:
+    """Write an edgeact skeleton file: ``sequences`` yields float arrays [lengths[i], people,
+    len(joint_names), len(channels)], one at a time (only one is in memory), streamed into the
+    ``joints`` member. Exactly one of ``split`` and ``fold``. The file is written beside ``path``,
+    read back (metadata checks) and only then moved into place; on any error nothing is left."""
+    path = Path(path)
+    lengths = [int(n) for n in lengths]
+    shape = (people, len(joint_names), len(channels))
+    arrays = {
+        "offsets": np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64),
+        "label": np.asarray(labels, np.int64), "classes": np.asarray(classes, str),
+        "joint_names": np.asarray(joint_names, str), "channels": np.asarray(channels, str),
+        "units": np.asarray(units, str), "fps": np.asarray(float(fps)),
+        "source": np.asarray(source, str), "protocol": np.asarray(protocol, str),
+    }  # fmt: skip
+    optional = {"split": (split, str), "fold": (fold, np.int64), "subject": (subject, np.int64),
+                "view": (view, np.int64), "seq_id": (seq_id, str)}
+    arrays |= {key: np.asarray(value, dtype) for key, (value, dtype) in optional.items() if value is not None}
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+              "shape": (sum(lengths), *shape)}
+    with atomic_file(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("joints.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                written = 0
+                for i, sequence in enumerate(sequences):
+                    expected = (lengths[i] if i < len(lengths) else "?", *shape)
+                    if i >= len(lengths) or np.shape(sequence) != expected:
+                        raise InputError(f"Sequence {i} to write has shape {list(np.shape(sequence))}; expected "
+                                         f"{list(expected)} (lengths[{i}], people, joints, channels).")
+                    f.write(np.ascontiguousarray(sequence, "<f4").tobytes())
+                    written += 1
+                if written != len(lengths):
+                    raise InputError(f"{written} sequences were given to write but lengths names {len(lengths)}.")
+            for key, value in arrays.items():
+                with zf.open(f"{key}.npy", "w") as f:
+                    np.lib.format.write_array(f, value, allow_pickle=False)
+        try:  # what readers will see: refuse to publish a file the reader rejects
+            SkeletonDataset(tmp)
+        except DatasetError as err:  # named by its destination, not the temporary name
+            raise DatasetError(str(err).replace(str(tmp), str(path))) from None
+    return path

@@ -1,4 +1,4 @@
-"""Writing and reading clip videos with OpenCV, one table row per codec.
+"""Writing, probing and reading clip videos with OpenCV, one table row per codec.
 
 ``mjpg`` uses OpenCV's built-in Motion-JPEG AVI writer, present in every OpenCV build (FFmpeg
 or not), so the bytes it writes do not depend on the FFmpeg version; it is lossy (JPEG with
@@ -47,6 +47,23 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: Codec) -> Non
             writer.write(frame)
     finally:
         writer.release()
+
+
+def probe_video(path: Path) -> tuple[int, float]:
+    """(frame count, frames per second) from a video's container header, without decoding;
+    fps is 0.0 where the container does not say."""
+    if not path.is_file():
+        raise DatasetError(f"Video file {path} does not exist.")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise DatasetError(f"OpenCV {cv2.__version__} cannot open the video {path}.")
+        count, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+    if count < 1:
+        raise DatasetError(f"The video {path} reports {count} frames in its header; edgeact needs the frame count.")
+    return count, fps if np.isfinite(fps) and fps > 0 else 0.0
 
 
 def read_video(path: Path) -> np.ndarray:

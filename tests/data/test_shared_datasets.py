@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (the team
 EXPECTED = {
     "nwucla.npz": (1484, 10, (1, 20, 3), False, {"train": 1020, "test": 464}),
     "penn_action.npz": (2326, 15, (1, 13, 2), True, {"train": 1258, "test": 1068}),
-    "sbu_interaction.npz": (282, 8, (2, 15, 3), False, {f"fold{k}:test": n for k, n in enumerate([55, 52, 56, 54, 65])}),
+    "sbu_interaction.npz": (282, 8, (2, 15, 3), False,
+                            {f"fold{k}:test": n for k, n in enumerate([55, 52, 56, 54, 65])}),
 }
 
 

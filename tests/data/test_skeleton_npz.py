@@ -154,7 +154,7 @@ def test_a_path_whose_name_has_a_hash_is_not_a_fold_suffix(tmp_path):
         (lambda f: open_dataset(f, fold=9), "Unknown fold 9; {f} has the folds fold0, fold1, fold2, fold3."),
         (lambda f: open_dataset(f"{f}#fold7"), "Unknown fold 'fold7'; {f} has the folds fold0, fold1, fold2, fold3."),
         (lambda f: open_dataset(f"{f}#fold1", fold=2), "{f}#fold1 names fold1 but fold=2 was also given; choose one."),
-        (lambda f: open_dataset(f, fold=1.0), "fold must be an int or a fold name like 'fold0'; got float."),
+        (lambda f: open_dataset(f, fold=1.0), "fold must be an int or a fold name like 'fold0' or 'xsub'; got float."),
         (lambda f: open_dataset(f, fold=1).split("fold9:test"),
          "Unknown split 'fold9:test'; this dataset has the splits train, val, test, "
          + ", ".join(f"fold{k}:{s}" for k in range(4) for s in SPLITS) + "."),
@@ -305,3 +305,51 @@ def test_data_info_reports_errors_in_one_line(tmp_path, capsys):
         main(["data", "info", str(tmp_path / "missing.npz")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"edgeact: error: Dataset {tmp_path / 'missing.npz'} does not exist.\n"
+
+
+def _write(path, sequences, **overrides):
+    from edgeact.data.skeleton_npz import write_skeleton_npz
+
+    kwargs = dict(lengths=[len(s) for s in sequences], people=2, labels=[0, 1, 0][: len(sequences)],
+                  classes=["a", "b"], joint_names=["j0", "j1", "j2"], channels=["x", "y", "z", "visibility"],
+                  units="m", fps=30.0, split=["train", "train", "test"][: len(sequences)])
+    return write_skeleton_npz(path, iter(sequences), **(kwargs | overrides))
+
+
+def test_write_skeleton_npz_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    sequences = [rng.random((n, 2, 3, 4), np.float32) for n in (3, 1, 5)]
+    sequences[1][0, 1, 2] = [np.nan, np.nan, np.nan, 0.0]  # a missing joint
+    path = _write(tmp_path / "out.npz", sequences, seq_id=["a", "b", "c"], subject=[1, 2, 3], source="test")
+    ds = open_dataset(path)
+    assert [c.clip_id for c in ds.split("test")] == ["c"] and ds.split("test")[0].subject == 3
+    for i, sequence in enumerate(sequences):
+        np.testing.assert_array_equal(ds.sequence(i), sequence)
+    with np.load(path) as npz:  # uncompressed members: the joints stream in one sequence at a time
+        assert npz.zip.getinfo("joints.npy").compress_type == 0 and str(npz["source"]) == "test"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
+
+
+@pytest.mark.parametrize(
+    ("sequences", "overrides", "error", "message"),
+    [
+        ([np.zeros((3, 2, 3, 4)), np.zeros((2, 2, 3, 3))], {"lengths": [3, 2]}, InputError,
+         "Sequence 1 to write has shape [2, 2, 3, 3]; expected [2, 2, 3, 4] (lengths[1], people, joints, channels)."),
+        ([np.zeros((3, 2, 3, 4))], {"lengths": [3, 2]}, InputError,
+         "1 sequences were given to write but lengths names 2."),
+        ([np.zeros((3, 2, 3, 4))], {"labels": [5]}, DatasetError,
+         "{f}: label 5 of sequence 0 is outside 0..1 (classes has 2 names)."),
+    ],
+)  # fmt: skip
+def test_write_skeleton_npz_refuses_and_leaves_nothing(tmp_path, sequences, overrides, error, message):
+    path = tmp_path / "out.npz"
+    with pytest.raises(error, match=_exact(message.format(f=path))):
+        _write(path, sequences, **overrides)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_format_name_gets_a_suggestion(split_file):
+    message = ("Unknown dataset format 'skeletons'; did you mean 'skeleton'? Valid formats: synth, skeleton, ntu, "
+               "jhmdb, ucf101, hmdb51, ut-interaction, folder.")
+    with pytest.raises(InputError, match=_exact(message)):
+        open_dataset(split_file, format="skeletons")

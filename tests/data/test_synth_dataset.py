@@ -201,8 +201,9 @@ def test_open_dataset_on_a_missing_directory(tmp_path):
 def test_open_dataset_on_an_unknown_directory_says_what_it_looked_for(tmp_path):
     (tmp_path / "clip.avi").write_bytes(b"")
     message = (
-        f"{tmp_path} is not a dataset edgeact can read: looked for manifest.json of an edgeact "
-        "synthetic dataset; an edgeact skeleton .npz file (or a directory holding exactly one), found none."
+        f"{tmp_path} is not a dataset edgeact can read: it is in none of the layouts synth, skeleton, ntu, jhmdb, "
+        "ucf101, hmdb51, ut-interaction, folder (docs/dataset.md describes each; naming one with format= says what "
+        "that one looks for)."
     )
     with pytest.raises(DatasetError) as info:
         open_dataset(tmp_path)
