@@ -118,7 +118,17 @@ REGIONS = {"softmax": softmax, "keypoint_normalisation": keypoint_normalisation,
 
 
 def _kept(graph, reasons: Iterable[str]) -> dict[str, list[str]]:
-    return {reason: REGIONS[reason](graph) for reason in reasons}
+    """Each reason's region, with the Constant nodes that feed it: a converted constant would
+    reach the kept node rounded (a 1e-12 floor becomes 0 in float16)."""
+    producers = {out: node for node in graph.node for out in node.output}
+    by_name = {node.name: node for node in graph.node}
+    kept = {}
+    for reason in reasons:
+        region = REGIONS[reason](graph)
+        constants = {producers[i].name for name in region for i in by_name[name].input
+                     if i in producers and producers[i].op_type == "Constant"}
+        kept[reason] = region + sorted(constants - set(region))
+    return kept
 
 
 def _prepared(fp32_path: str | Path):
@@ -178,9 +188,41 @@ def fp16_graph(fp32_path: str | Path, out: str | Path, *, kept: dict[str, list[s
     model = _prepared(fp32_path)
     blocked = sorted({name for names in kept.values() for name in names})
     converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked)
+    _drop_round_trips(converted)
     OnnxModel(converted).topological_sort()  # the converter appends casts out of order
     write_graph(converted, Path(out), "fp16", kept)
     return PrecisionGraph("fp16", Path(out), tier, kept)
+
+
+def _drop_round_trips(model) -> None:
+    """The converter leaves every tensor between two kept nodes rounded through float16
+    (Cast to float16, then back): a kept region would not be float32 at all (a 1e-12 floor
+    became 0, and a division by it NaN). Readers of such a round trip read the original."""
+    import onnx
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def cast_to(node, dtype):
+        return node.op_type == "Cast" and any(a.name == "to" and a.i == dtype for a in node.attribute)
+
+    replace = {}
+    graph_outputs = {o.name for o in graph.output}
+    for node in graph.node:
+        source = producers.get(node.input[0]) if node.input else None
+        if cast_to(node, onnx.TensorProto.FLOAT) and source is not None and cast_to(source, onnx.TensorProto.FLOAT16):
+            if node.output[0] in graph_outputs:
+                node.input[0] = source.input[0]  # an output keeps its name: a float32-to-float32 Cast
+            else:
+                replace[node.output[0]] = source.input[0]  # float32 -> float16 -> float32: read the float32
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in replace:
+                node.input[k] = replace[name]
+    used = {i for node in graph.node for i in node.input} | graph_outputs
+    dead = [node for node in graph.node if node.op_type == "Cast" and not any(o in used for o in node.output)]
+    for node in dead:
+        graph.node.remove(node)
 
 
 def fp16_tiers(fp32_path: str | Path) -> Iterator[dict[str, list[str]]]:

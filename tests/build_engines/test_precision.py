@@ -27,6 +27,15 @@ def test_fp16_keeps_io_and_the_sensitive_regions_in_float32(trained_pose, tmp_pa
     kept_names = {name for names in kept.values() for name in names}
     assert kept_names <= {n.name for n in model.graph.node}
     assert read_precision(graph.path) == ("fp16", kept)
+    # kept means float32 end to end: no tensor between kept nodes is rounded through float16
+    producers = {out: node for node in model.graph.node for out in node.output}
+
+    def casts_to(node, dtype):
+        return node.op_type == "Cast" and node.attribute[0].i == dtype
+
+    for node in model.graph.node:
+        if casts_to(node, TensorProto.FLOAT) and node.input[0] in producers:
+            assert not casts_to(producers[node.input[0]], TensorProto.FLOAT16), node.name
 
 
 def test_int8_is_symmetric_qdq_with_per_channel_weights(trained_pose, tmp_path):
