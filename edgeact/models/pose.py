@@ -19,8 +19,10 @@ zero coordinates and a 0 in the visibility channel; a person with no visible joi
 finite constant.
 
 Per joint the encoder reads the ``features`` asked for: ``position`` (normalised), ``bone``
-(the joint minus its ``parents`` entry) and ``velocity`` (the position minus the previous
-frame's, zero at a stream's first frame, and per person the centre's motion in body scales).
+(the joint minus its ``parents`` entry), ``velocity`` (the position minus the previous
+frame's, zero at a stream's first frame, and per person the centre's motion in body scales)
+and, with several people, ``group`` (the joint relative to the group's mean centre in mean
+body scales: where each hand is relative to the other person, which interactions hinge on).
 Velocity makes the encoder stateful: the streaming ``step`` carries the previous frame's
 positions (``pose.prev``), centre and a ``seen`` flag; the offline form differences along time.
 
@@ -44,7 +46,7 @@ from torch import Tensor, nn
 from edgeact.errors import ConfigError
 from edgeact.models.state import State
 
-FEATURES = ("position", "bone", "velocity")
+FEATURES = ("position", "bone", "velocity", "group")
 _EPS = 1e-12  # the scale's floor, squared: far below any real body in any unit
 
 
@@ -79,6 +81,9 @@ class PoseConfig:
             bad = [j for j in getattr(self, name) if not 0 <= j < self.joints]
             if bad:
                 raise ConfigError(f"Model config 'pose.{name}' has {bad}, outside 0..{self.joints - 1}.")
+        if "group" in self.features and (self.people < 2 or self.align):
+            raise ConfigError("Model config 'pose.features' has 'group', which needs 'pose.people' >= 2 and no "
+                              f"'pose.align' (people {self.people}, align {list(self.align)}).")
         if self.align and (len(self.align) != 2 or self.coords != 3):
             raise ConfigError(f"Model config 'pose.align' takes two joints (left, right) of 3D keypoints; got "
                               f"{list(self.align)} with coords {self.coords}.")
@@ -192,6 +197,9 @@ class PoseEncoder(nn.Module):
             elif feature == "bone":
                 parent_weight = weight.index_select(2, self.parent_index)
                 channels.append((position - position.index_select(2, self.parent_index)) * parent_weight * weight)
+            elif feature == "group":  # (xy - group centre) / group scale, from the per-person terms
+                placement, group_scale = self._placement(centre, scale, count, with_scale=True)
+                channels.append((position * (scale / group_scale).unsqueeze(2) + placement.unsqueeze(2)) * weight)
             else:  # velocity: both frames' joints visible, zero at a stream's first frame
                 both = weight * previous.narrow(-1, C, 1) * seen.unsqueeze(-1)
                 channels.append((position - previous.narrow(-1, 0, C)) * both)
@@ -213,13 +221,15 @@ class PoseEncoder(nn.Module):
         return h.flatten(1)
 
     @staticmethod
-    def _placement(centre: Tensor, scale: Tensor, count: Tensor) -> Tensor:
-        """Each person's centre relative to the group, in mean body scales; 0 for absent people."""
+    def _placement(centre: Tensor, scale: Tensor, count: Tensor, *, with_scale: bool = False):
+        """Each person's centre relative to the group, in mean body scales; 0 for absent people
+        [N,P,C] (and the group's mean scale [N,1,1] with ``with_scale``)."""
         present = (count > 0).to(centre.dtype)  # [N,P,1]
         n = present.sum(1, keepdim=True).clamp_min(1)  # [N,1,1]
         group_centre = (centre * present).sum(1, keepdim=True) / n  # [N,1,C]
         group_scale = ((scale * present).sum(1, keepdim=True) / n).clamp_min(math.sqrt(_EPS))  # [N,1,1]
-        return (centre - group_centre) / group_scale * present  # [N,P,C]
+        placement = (centre - group_centre) / group_scale * present  # [N,P,C]
+        return (placement, group_scale) if with_scale else placement
 
     @staticmethod
     def _left_to_right(h: Tensor, centre: Tensor, count: Tensor) -> Tensor:

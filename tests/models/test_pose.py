@@ -110,7 +110,8 @@ def _clip(people=1, joints=20, coords=3, steps=6):
     return kp  # [1,T,P,J,C+1]
 
 
-@pytest.mark.parametrize("overrides", [{}, THREE_D, {**THREE_D, "people": 2}])
+@pytest.mark.parametrize("overrides", [{}, THREE_D, {**THREE_D, "people": 2},
+                                       {**THREE_D, "people": 2, "align": (), "features": ("position", "group")}])
 @pytest.mark.parametrize("factor", [1e-3, 1e3])
 def test_the_unit_does_not_matter(overrides, factor):
     """Kinect metres, millimetres or pixels: the same skeleton gives the same output (the old
@@ -154,9 +155,25 @@ def test_velocity_steps_equal_the_offline_differences():
      "Model config 'pose.features' has 'bone', which needs 'pose.parents' with one parent per joint (18), got 0."),
     ({"features": ["position", "position"]}, "Model config 'pose.features' lists a feature twice: ['position', 'position']."),
     ({"align": [1, 2]}, "Model config 'pose.align' takes two joints (left, right) of 3D keypoints; got [1, 2] with coords 2."),
-    ({"features": ["speed"]}, "Unknown value 'speed' for 'pose.features[0]'. Valid choices: position, bone, velocity."),
+    ({"features": ["speed"]},
+     "Unknown value 'speed' for 'pose.features[0]'. Valid choices: position, bone, velocity, group."),
+    ({"features": ["position", "group"]},
+     "Model config 'pose.features' has 'group', which needs 'pose.people' >= 2 and no 'pose.align' (people 1, align [])."),
 ])
 def test_feature_options_are_checked(section, message):
     with pytest.raises(ConfigError) as err:
         parse_config(PoseConfig, section, "pose")
     assert str(err.value) == message
+
+
+def test_group_positions_say_where_each_joint_is_relative_to_the_other_person():
+    enc = _encoder(people=2, features=("position", "group"))
+    kp = torch.nan_to_num(random_keypoints(1, people=2, generator=torch.Generator().manual_seed(1)))
+    kp[..., 2] = 1.0
+    with torch.no_grad():
+        joints, centre, scale, count, _ = enc.normalize(kp)
+        placement, group_scale = enc._placement(centre, scale, count, with_scale=True)
+        group = joints[..., :2] * (scale / group_scale).unsqueeze(2) + placement.unsqueeze(2)
+        xy = kp[..., :2]
+        expected = (xy - (centre * 1.0).mean(1, keepdim=True).unsqueeze(2)) / group_scale.unsqueeze(2)
+    torch.testing.assert_close(group, expected, atol=1e-5, rtol=1e-5)
