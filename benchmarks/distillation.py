@@ -6,7 +6,10 @@
         --baseline "no KD"
 
 Each run directory's ``student.pt`` is evaluated on the streaming path (``edgeact eval``, torch
-backend, per clip) once; the result is kept as ``RUN/eval-<data name>-<split>.json``. Per group,
+backend, per clip) once; the result is kept as ``RUN/eval-<data name>-<split>.json``. A run given
+as ``RUN@DATA`` is evaluated on its own dataset; with ``--folds`` a group's runs are the folds
+of a cross-validation (``--group "KD=runs/f0@sbu.npz#fold0,runs/f1@sbu.npz#fold1,..."``): their
+test clips are pooled into one evaluation, and groups pair fold by fold. Per group,
 the table gives the mean accuracy over its runs at r = 0.1 ... 1.0, the AUC as mean +- standard
 deviation over runs, and the mean training time (teacher + student, from the run's metrics.json).
 Against ``--baseline`` it gives the mean difference per ratio with a 95% interval from a paired
@@ -49,20 +52,25 @@ def bootstrap_interval(diff: np.ndarray, rounds: int = 2000, seed: int = 0) -> t
     return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
-def parse_group(text: str) -> tuple[str, list[Path]]:
+def parse_group(text: str) -> tuple[str, list[tuple[Path, Path | None]]]:
+    """LABEL=RUN[@DATA][,RUN[@DATA]...] -> (label, [(run, its own data or None)])."""
     label, sep, dirs = text.partition("=")
     if not sep or not label or not dirs:
-        raise SystemExit(f"--group must be LABEL=RUN[,RUN...], got {text!r}")
-    runs = [Path(d) for d in dirs.split(",")]
-    for run in runs:
-        if not (run / "student.pt").is_file():
+        raise SystemExit(f"--group must be LABEL=RUN[@DATA][,RUN[@DATA]...], got {text!r}")
+    runs = []
+    for entry in dirs.split(","):
+        run, _, data = entry.partition("@")
+        runs.append((Path(run), Path(data) if data else None))
+        if not (runs[-1][0] / "student.pt").is_file():
             raise SystemExit(f"{run} has no student.pt")
     return label, runs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="held-out dataset directory")
+    parser.add_argument("--data", type=Path, help="held-out dataset (runs given as RUN@DATA use their own)")
+    parser.add_argument("--folds", action="store_true", help="a group's runs are cross-validation folds: pool "
+                        "their test clips")
     parser.add_argument("--split", default="test")
     parser.add_argument("--group", action="append", required=True, metavar="LABEL=RUN[,RUN...]")
     parser.add_argument("--baseline", help="label of the group the others are compared with")
@@ -72,21 +80,27 @@ def main(argv: list[str] | None = None) -> int:
     groups = dict(parse_group(g) for g in args.group)
     if args.baseline is not None and args.baseline not in groups:
         raise SystemExit(f"--baseline {args.baseline!r} is not one of the groups: {', '.join(groups)}")
-    correct = {label: np.stack([correct_per_clip(r, args.data, args.split, args.threads) for r in runs])
-               for label, runs in groups.items()}  # [runs, clips, ratios]
+    for label, runs in groups.items():
+        if any(data is None for _, data in runs) and args.data is None:
+            raise SystemExit(f"group {label!r} has runs without @DATA and there is no --data")
+    per_run = {label: [correct_per_clip(run, data or args.data, args.split, args.threads) for run, data in runs]
+               for label, runs in groups.items()}
+    # [runs, clips, ratios]; folds are one run over the pooled test clips of all folds
+    correct = {label: np.concatenate(c)[None] if args.folds else np.stack(c) for label, c in per_run.items()}
     clips = {c.shape[1] for c in correct.values()}
     if len(clips) != 1:
         raise SystemExit(f"the groups were evaluated on different numbers of clips: {sorted(clips)}")
 
     ratios = " | ".join(f"{r:.1f}" for r in RATIOS)
-    print(f"{args.data} [{args.split}], {clips.pop()} clips; accuracy is the mean over runs\n")
+    where = "the folds' test clips pooled" if args.folds else f"{args.data} [{args.split}]"
+    print(f"{where}, {clips.pop()} clips; accuracy is the mean over runs\n")
     print(f"| group | runs | train min | {ratios} | AUC |")
     print("|---|---|---|" + "---|" * (len(RATIOS) + 1))
     for label, runs in groups.items():
         acc = correct[label].mean(1)  # [runs, ratios]
         auc = acc.mean(1)
         cells = " | ".join(f"{a:.3f}" for a in acc.mean(0))
-        minutes = np.mean([train_minutes(r) for r in runs])
+        minutes = np.mean([train_minutes(r) for r, _ in runs])
         print(f"| {label} | {len(runs)} | {minutes:.1f} | {cells} | {auc.mean():.3f} +- {auc.std():.3f} |")
     if args.baseline is None:
         return 0

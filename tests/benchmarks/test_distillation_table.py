@@ -67,7 +67,24 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_clips(distillation)
 
 
 def test_bad_groups_are_named(distillation, tmp_path):
-    with pytest.raises(SystemExit, match=r"--group must be LABEL=RUN\[,RUN\.\.\.\], got 'nolabel'"):
+    with pytest.raises(SystemExit, match=r"--group must be LABEL=RUN\[@DATA\]\[,RUN\[@DATA\]\.\.\.\], got 'nolabel'"):
         distillation.parse_group("nolabel")
     with pytest.raises(SystemExit, match=f"{tmp_path} has no student.pt"):
         distillation.parse_group(f"x={tmp_path}")
+
+
+def test_folds_pool_their_test_clips(distillation, tmp_path, capsys):
+    labels = np.arange(8) % 4
+    right = np.repeat(labels[:, None], 10, 1)
+    runs = {}
+    for fold in (0, 1):
+        data = tmp_path / f"sbu.npz#fold{fold}"
+        for label, predictions in (("KD", right), ("none", (right + 1) % 4 if fold else right)):
+            (tmp_path / f"{label}{fold}").mkdir(exist_ok=True)
+            runs.setdefault(label, []).append(f"{_fake_run(tmp_path / f'{label}{fold}', 'run', predictions, labels, data)}@{data}")
+    assert distillation.main(["--folds", "--group", "KD=" + ",".join(runs["KD"]), "--group",
+                              "none=" + ",".join(runs["none"]), "--baseline", "none"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("the folds' test clips pooled, 16 clips;")
+    assert "| none | 2 | 3.0 | 0.500 | 0.500 |" in out  # fold 0 right, fold 1 wrong: half of 16 clips
+    assert "| KD | +0.500 [+0.25, +0.75]" in out
