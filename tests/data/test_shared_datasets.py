@@ -43,3 +43,59 @@ def test_real_skeleton_sets_match_their_readme(name):
     kp = clip.keypoints
     assert kp.dtype == np.float32 and kp.shape == (clip.num_frames, shape[0], shape[1], shape[2] + 1)
     assert np.isfinite(kp[kp[..., -1] > 0]).all()
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+REAL_CONFIGS = {"nwucla.yaml": "nwucla.npz", "penn_action.yaml": "penn_action.npz", "sbu.yaml": "sbu_interaction.npz"}
+
+
+def _side_free(name: str) -> str:
+    """A joint name with its side taken out: l_hip, hip_left -> hip."""
+    for prefix in ("l_", "r_"):
+        if name.startswith(prefix):
+            return name[2:]
+    for suffix in ("_left", "_right"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _side(name: str) -> str | None:
+    if name.startswith("l_") or name.endswith("_left"):
+        return "left"
+    if name.startswith("r_") or name.endswith("_right"):
+        return "right"
+    return None
+
+
+@pytest.mark.parametrize("config", REAL_CONFIGS)
+def test_real_dataset_configs_describe_their_skeletons(config):
+    """The shipped recipes' joint indices (mirror pairs, parents, centre, align) mean what their
+    comments say on the files they train on: a mirror pair is one joint's left and right, every
+    side joint is in a pair, a bone joins joints of the same side or the midline."""
+    from edgeact.train.config import load_config
+
+    cfg = load_config(CONFIGS / config)
+    ds = open_dataset(SHARED / REAL_CONFIGS[config])
+    pose = cfg.student.model["pose"]
+    names = ds.joint_names
+    assert (pose["people"], pose["joints"], pose["coords"]) == (ds.people, len(names), ds.coords)
+    assert cfg.student.model["num_classes"] == len(ds.classes)
+
+    pairs = cfg.data.augment.keypoints.mirror_pairs
+    for a, b in pairs:
+        assert _side_free(names[a]) == _side_free(names[b]), (names[a], names[b])
+        assert {_side(names[a]), _side(names[b])} == {"left", "right"}, (names[a], names[b])
+    paired = {j for pair in pairs for j in pair}
+    assert paired == {j for j, n in enumerate(names) if _side(n)}, "every side joint is mirrored"
+
+    parents = pose["parents"]
+    assert len(parents) == len(names)
+    for j, p in enumerate(parents):
+        sides = {_side(names[j]), _side(names[p])} - {None}
+        assert len(sides) <= 1, f"bone {names[p]} -> {names[j]} crosses sides"
+    for j in pose["center_joints"]:
+        assert _side(names[j]) is None or {_side(names[i]) for i in pose["center_joints"]} == {"left", "right"}
+    if pose.get("align"):
+        a, b = pose["align"]
+        assert _side_free(names[a]) == _side_free(names[b]) and _side(names[a]) != _side(names[b])
