@@ -289,7 +289,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="demo", help="working directory (default: ./demo)")
     demo.add_argument("--model", help="stream this model (.onnx/.pt) instead of training one")
-    demo.add_argument("--data", help="dataset directory to stream (default: generated into --out)")
+    demo.add_argument("--data", help="dataset directory or file to stream (PATH#fold2 chooses a fold) (default: generated into --out)")
     demo.add_argument("--clips", type=int, default=600, help="clips to generate when --data is not given")
     demo.add_argument("--epochs", type=int, default=None,
                       help="training epochs of teacher and student (default: the config's, 40)")

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a (teacher and) streaming student; writes student.pt, teacher.pt, metrics.json, "
                     "accuracy.png and train.log into --out.")
     train.add_argument("--config", help="YAML config (configs/*.yaml); optional with --resume")
-    train.add_argument("--data", required=True, help="dataset directory")
+    train.add_argument("--data", required=True, help="dataset directory or file (an edgeact skeleton .npz, an NTU folder, ...); PATH#fold2 chooses a fold")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, value parsed as YAML (repeatable), e.g. student.epochs=5")
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Step every clip of a split through a backend and report accuracy at observation ratios "
                     "0.1..1.0 and their mean (AUC).")
     ev.add_argument("--model", required=True, help="student checkpoint (.pt) or exported model (.onnx, ...)")
-    ev.add_argument("--data", required=True, help="dataset directory")
+    ev.add_argument("--data", required=True, help="dataset directory or file; PATH#fold2 chooses a fold")
     ev.add_argument("--split", default="test", help="dataset split (default: test)")
     ev.add_argument("--out", help="write the metrics to this JSON file")
     ev.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | ... (default: by file type)")
