@@ -26,6 +26,10 @@ class Sampling:
     # training only: a random phase in [0, stride) (stride mode; a stream starts anywhere) or a
     # random frame inside each segment (segments mode); evaluation uses phase 0 / segment centres
     jitter: bool = True
+    # training only, stride mode: each clip replayed at a random speed, log-uniform in [low, high]
+    # (1.25: a quarter faster, frames skipped; 0.8: slower, frames repeated); the stride applies
+    # on top. People do the same action at different paces; (1, 1) draws nothing.
+    speed: tuple[float, float] = field(default=(1.0, 1.0), metadata={"min": 0.1, "max": 10.0})
 
 
 def _positive(name: str, value: int) -> None:
@@ -84,6 +88,16 @@ def sample_indices(num_frames: int, sampling: Sampling, *, train: bool = False,
     if sampling.mode == "segments":
         return segment_indices(num_frames, sampling.segments, train=jitter, rng=rng)
     offset = int(rng.integers(0, min(sampling.stride, num_frames))) if jitter and sampling.stride > 1 else 0
+    low, high = sampling.speed
+    if low > high:
+        raise InputError(f"sampling.speed must be [low, high] with low <= high; got [{low}, {high}].")
+    if train and (low, high) != (1.0, 1.0):
+        if rng is None:
+            raise InputError("sample_indices(train=True) with a speed range needs rng, a numpy Generator.")
+        step = sampling.stride * float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        indices = offset + np.floor(np.arange(0.0, num_frames - offset, step) + 1e-9).astype(np.int64)
+        indices = indices[indices < num_frames]
+        return indices[:sampling.max_steps] if sampling.max_steps is not None else indices
     return offset + stride_indices(num_frames - offset, sampling.stride, sampling.max_steps)
 
 

@@ -225,6 +225,12 @@ class TrainConfig:
             if losses.uses_teacher or losses.self_kd.weight > 0:
                 raise ConfigError("The teacher learns from labels only: set teacher.losses feature_kd, logit_kd "
                                   "and self_kd weights to 0.")
+        speed = cfg.data.sampling.speed
+        if speed[0] > speed[1]:
+            raise ConfigError(f"data.sampling.speed must be [low, high] with low <= high, got [{speed[0]}, {speed[1]}].")
+        if speed != (1.0, 1.0) and cfg.data.sampling.mode != "stride":
+            raise ConfigError(f"data.sampling.speed replays clips at another pace in stride mode; mode "
+                              f"'{cfg.data.sampling.mode}' draws its frames per segment: remove speed or use stride.")
         if cfg.student.losses.uses_teacher and cfg.teacher is None:
             raise ConfigError("student.losses use a teacher (feature_kd or logit_kd weight > 0) but the config "
                               "has no 'teacher' section; add one or set those weights to 0.")

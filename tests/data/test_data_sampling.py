@@ -87,3 +87,45 @@ def test_observation_cutoff_of_tenths_is_exact(num_steps, tenths):
     expected = max(1, -(-num_steps * tenths // 10))  # integer ceil
     assert observation_cutoff(num_steps, tenths / 10) == expected
     assert observation_cutoff(num_steps, 0.1 * tenths) == expected
+
+
+def test_speed_replays_a_clip_at_a_drawn_pace_in_training_only():
+    from edgeact.data.sampling import Sampling, sample_indices
+
+    sampling = Sampling(stride=2, speed=(0.5, 2.0))
+    assert sample_indices(100, sampling).tolist() == list(range(0, 100, 2))  # evaluation: the plain stride
+    paces = []
+    for seed in range(40):
+        idx = sample_indices(100, sampling, train=True, rng=np.random.default_rng(seed))
+        assert idx.dtype == np.int64 and idx.min() >= 0 and idx.max() < 100
+        assert np.all(np.diff(idx) >= 0)  # in order; frames repeat when slower
+        paces.append(len(idx))
+    # steps of 2 * s with s in [0.5, 2]: between 25 and 100 steps, and not always the same
+    assert min(paces) >= 25 and max(paces) <= 100 and len(set(paces)) > 10
+    assert min(paces) < 40 and max(paces) > 70
+    # the draw is seeded
+    a = sample_indices(100, sampling, train=True, rng=np.random.default_rng(3))
+    b = sample_indices(100, sampling, train=True, rng=np.random.default_rng(3))
+    assert a.tolist() == b.tolist()
+
+
+def test_speed_one_draws_nothing_extra():
+    from edgeact.data.sampling import Sampling, sample_indices
+
+    plain, same = Sampling(stride=3), Sampling(stride=3, speed=(1.0, 1.0))
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    assert sample_indices(50, plain, train=True, rng=r1).tolist() == sample_indices(50, same, train=True, rng=r2).tolist()
+    assert r1.random() == r2.random()
+
+
+def test_speed_needs_stride_mode_and_an_ordered_range():
+    from edgeact.errors import ConfigError
+    from edgeact.train.config import TrainConfig
+
+    base = {"student": {"model": {"inputs": ["keypoints"], "num_classes": 3, "head": {"name": "lstm", "hidden": 8}}}}
+    with pytest.raises(ConfigError, match=r"data\.sampling\.speed must be \[low, high\] with low <= high, got \[2\.0, 1\.0\]"):
+        TrainConfig.from_dict({**base, "data": {"sampling": {"speed": [2.0, 1.0]}}})
+    with pytest.raises(ConfigError, match="mode 'segments' draws its frames per segment"):
+        TrainConfig.from_dict({**base, "data": {"sampling": {"mode": "segments", "speed": [0.8, 1.25]}}})
+    cfg = TrainConfig.from_dict({**base, "data": {"sampling": {"speed": [0.8, 1.25]}}})
+    assert cfg.data.sampling.speed == (0.8, 1.25)
