@@ -426,8 +426,13 @@ class Trainer:
 
     def _load_state(self) -> dict:
         state = _read_state(self.paths.last)
-        if state["config"] != self.cfg.to_dict():
-            key = _first_difference(state["config"], self.cfg.to_dict())
+        saved = state["config"]
+        try:  # a run saved before a field existed holds that field's default
+            saved = TrainConfig.from_dict(copy.deepcopy(saved)).to_dict()
+        except ConfigError:
+            pass  # compared as saved: the difference names the key
+        if saved != self.cfg.to_dict():
+            key = _first_difference(saved, self.cfg.to_dict())
             raise ConfigError(f"cannot resume {self.paths.root}: the config differs from the run's at '{key}'. "
                               "Resume without --config/--set to continue with the run's own config.")
         return state

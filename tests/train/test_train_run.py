@@ -188,6 +188,21 @@ def test_resume_refuses_a_different_config(tiny_data, tmp_path):
         edgeact("train", "--data", tiny_data, "--out", tmp_path / "nothing", "--resume")
 
 
+def test_resume_accepts_a_run_saved_before_a_defaulted_field_existed(tiny_data, tmp_path):
+    config = write_config(tmp_path / "pose.yaml", {**TINY_POSE, "teacher": None,
+                                                   "student": {**TINY_POSE["student"], "losses": {}}})
+    train(load_config(config), tiny_data, tmp_path / "run", quiet=True, stop_after=1)
+    last = tmp_path / "run" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["config"]["data"]["sampling"]["speed"]  # as written by an edgeact without Sampling.speed
+    torch.save(state, last)
+    metrics = train(load_config(config), tiny_data, tmp_path / "run", quiet=True, resume=True)
+    assert metrics["train"]["student"]["epochs"] == TINY_POSE["student"]["epochs"]
+    with pytest.raises(ConfigError, match="the config differs from the run's at 'student.epochs'"):
+        edgeact("train", "--config", config, "--data", tiny_data, "--out", tmp_path / "run", "--resume",
+                "--set", "student.epochs=7")
+
+
 def test_num_classes_must_match_the_dataset(tiny_data, tmp_path):
     config = write_config(tmp_path / "pose.yaml", TINY_POSE)
     with pytest.raises(ConfigError, match=r"student.model.num_classes is 5 but the dataset has 12 classes"):
