@@ -7,7 +7,7 @@ is a view; the one preprocessing path does the resize), a horizontal flip, brigh
 contrast / saturation jitter. Keypoints work on preprocessed keypoints (the source's units,
 missing joints all zero): scale, shear, a turn (3D: about the vertical axis, as another
 camera azimuth would see the person; 2D: in the image plane) and translation, a mirror that
-swaps left and right joints, joint dropout.
+swaps left and right joints, the people's order swapped (interactions), joint dropout.
 When a model sees both, the keypoints follow the frames' crop and flip instead (joints that
 leave the crop become missing), so the two inputs stay aligned.
 """
@@ -69,6 +69,10 @@ class ClipAugmenter:
                 keypoints = _crop_keypoints(keypoints, (x0, y0, cw, ch), (height, width), flip, self.mirror)
         elif keypoints is not None:
             keypoints = self._keypoint_geometry(rng, keypoints)
+        people = keypoints.shape[1] if keypoints is not None else 1
+        if people > 1 and self.cfg.keypoints.swap_people > 0 and rng.random() < self.cfg.keypoints.swap_people:
+            shift = int(rng.integers(1, people))  # another order: two people swapped
+            keypoints = np.roll(keypoints, shift, axis=1)
         if keypoints is not None and self.cfg.keypoints.joint_dropout > 0:
             drop = rng.random(keypoints.shape[:-1]) < self.cfg.keypoints.joint_dropout  # [T,P,J]
             keypoints = np.where(drop[..., None], np.float32(0.0), keypoints)

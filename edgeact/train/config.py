@@ -78,6 +78,9 @@ class KeypointAugment:
     rotate: float = field(default=0.0, metadata={"min": 0.0, "max": 180.0})
     vertical_axis: int = field(default=1, metadata={"min": 0, "max": 2})  # 3D: the up axis (Kinect: y)
     shear: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # off-diagonal terms in +- this
+    # probability that the people's order is rotated (two people: swapped), for interactions where
+    # who is listed first carries no meaning (SBU's actor and receiver); 0 draws nothing
+    swap_people: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
 
 
 @dataclass(frozen=True)

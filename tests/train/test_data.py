@@ -60,6 +60,28 @@ def test_a_3d_turn_is_about_the_vertical_axis_and_keeps_the_body():
     assert not np.allclose(out[..., 0], kp[..., 0])
 
 
+def test_swap_people_swaps_the_two_people_and_draws_nothing_when_off():
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.normal(size=(5, 2, 15, 3)).astype(np.float32), np.ones((5, 2, 15, 1), np.float32)], -1)
+    plain = {"scale": [1, 1], "translate": 0.0, "mirror": 0.0, "joint_dropout": 0.0}
+    _, out = ClipAugmenter(augment_config(keypoints={**plain, "swap_people": 1.0}), frames=False, joints=15)(
+        np.random.default_rng(1), None, kp)
+    # (identity geometry still subtracts and adds back the centre: float32 rounding)
+    np.testing.assert_allclose(out[:, 0], kp[:, 1], atol=1e-6)
+    np.testing.assert_allclose(out[:, 1], kp[:, 0], atol=1e-6)
+    # off: the same draws (and output) as a config without the option
+    with_off = dict(keypoints={"swap_people": 0.0, "joint_dropout": 0.3, "rotate": 10.0, "mirror": 0.0})
+    without = dict(keypoints={"joint_dropout": 0.3, "rotate": 10.0, "mirror": 0.0})
+    a = ClipAugmenter(augment_config(**with_off), frames=False, joints=15)(np.random.default_rng(4), None, kp)[1]
+    b = ClipAugmenter(augment_config(**without), frames=False, joints=15)(np.random.default_rng(4), None, kp)[1]
+    np.testing.assert_array_equal(a, b)
+    # one person: nothing to swap, nothing drawn
+    one = kp[:, :1]
+    _, out = ClipAugmenter(augment_config(keypoints={**plain, "swap_people": 1.0}), frames=False, joints=15)(
+        np.random.default_rng(1), None, one)
+    np.testing.assert_allclose(out, one, atol=1e-6)
+
+
 def test_frames_and_keypoints_share_crop_and_flip():
     cfg = augment_config(frames={"crop_scale": [0.25, 0.25], "crop_ratio": [1, 1], "flip": 1.0, "brightness": 0.0,
                                  "contrast": 0.0, "saturation": 0.0}, keypoints={"joint_dropout": 0.0})
