@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the groups were evaluated on different numbers of clips: {sorted(clips)}")
 
     ratios = " | ".join(f"{r:.1f}" for r in RATIOS)
-    where = "the folds' test clips pooled" if args.folds else f"{args.data} [{args.split}]"
+    sources = sorted({str(data or args.data) for runs in groups.values() for _, data in runs})
+    where = "the folds' test clips pooled" if args.folds else f"{', '.join(sources)} [{args.split}]"
     print(f"{where}, {clips.pop()} clips; accuracy is the mean over runs\n")
     print(f"| group | runs | train min | {ratios} | AUC |")
     print("|---|---|---|" + "---|" * (len(RATIOS) + 1))
