@@ -16,16 +16,20 @@ the r-th tenth of each clip) the script reports:
   p50 costs (one stepped and s - 1 carried pushes per s frames).
 - accuracy at r (top-1 after the last frame of the r-th tenth), and how many clips were
   decided by then (``DecisionPolicy(threshold=--threshold)``) and decided right.
-- the baselines, measured in the same run on the same artifact and backend, timed per model
-  step (their preprocessing of the new frame is not counted, which favours them):
-  * ``window_8``, ``window_16``: sliding-window recompute, the way DeepStream and MMAction2
-    demos serve action recognition: at every step, run the model again on the last W
-    (strided, preprocessed) inputs from scratch; fewer than W early in a clip.
-  * ``prefix``: full-prefix recompute, everything seen so far, from scratch.
-  How a window is recomputed: a .pt (torch) runs the model's offline forward over the window
-  in one batched call, as those demos do; an exported graph (.onnx, .engine) has only the step
-  form, so a fresh zero state is stepped over the window with ``Runner.step``. The "x" columns
-  are baseline p50 / stepped-push p50.
+- the baselines, measured in the same run on the same artifact and backend. Each model step of
+  a recomputing server costs: preprocess the new frame (once; it keeps the window's inputs
+  preprocessed), then run the model from scratch over
+  * ``window_8``, ``window_16``: the last W (strided) inputs, a sliding window, the way
+    DeepStream and MMAction2 demos serve action recognition; fewer than W early in a clip;
+  * ``prefix``: everything seen so far (full-prefix recompute).
+  Timed ``--repeats`` times at the last model step of each ratio of the longest clip; keeping
+  the window (a ring buffer) is not timed, which favours the baselines. How the model runs
+  over a window: a .pt (torch) runs the model's offline forward over it in one batched call,
+  as those demos do; an exported graph (.onnx, .engine) has only the step form, so a fresh
+  zero state is stepped over the window with ``Runner.step`` (one runtime call per input).
+  The "x" columns are baseline p50 / stepped-push p50. With the same step graph on both sides,
+  a window of W costs about W model steps, so x_W stays near W x (step / push): below W
+  wherever push() costs more than the bare step.
 
 Then, per run: per-stage medians (stepped and carried pushes apart), time to decision (median
 fraction of the clip, frames, camera seconds at the clip's fps, and compute ms pushed until
@@ -68,7 +72,7 @@ from edgeact.data import open_dataset
 from edgeact.data.sampling import observation_cutoff
 from edgeact.predictor import DecisionPolicy
 from edgeact.preprocess import preprocess_frame, preprocess_keypoints
-from edgeact.spec import FRAMES, KEYPOINTS
+from edgeact.spec import FRAMES, KEYPOINTS, read_spec
 from machine_info import cpu_name
 
 RATIOS = [round(0.1 * i, 1) for i in range(1, 11)]
@@ -111,19 +115,19 @@ def clip_inputs(p: Predictor, clip, size: tuple[int, int] | None = None):
                kps[t] if kps is not None else None)
 
 
-def model_inputs(p: Predictor, clip) -> list[dict[str, np.ndarray]]:
-    """The preprocessed inputs of the frames the model steps on (every stride-th), batch of 1."""
-    out = []
-    for t, (frame, kp) in enumerate(clip_inputs(p, clip)):
-        if t % p.spec.stride:
-            continue
-        step = {}
-        if p.spec.frames:
-            step[FRAMES] = preprocess_frame(frame, p.spec.frames)[None]
-        if p.spec.keypoints:
-            step[KEYPOINTS] = preprocess_keypoints(kp, p.spec.keypoints)[None]
-        out.append(step)
-    return out
+def model_input(p: Predictor, frame: np.ndarray | None, kp: np.ndarray | None) -> dict[str, np.ndarray]:
+    """One frame's preprocessed model input, batch of 1 (what Runner.step takes)."""
+    step = {}
+    if p.spec.frames:
+        step[FRAMES] = preprocess_frame(frame, p.spec.frames)[None]
+    if p.spec.keypoints:
+        step[KEYPOINTS] = preprocess_keypoints(kp, p.spec.keypoints)[None]
+    return step
+
+
+def model_inputs(p: Predictor, clip, size: tuple[int, int] | None = None) -> list[dict[str, np.ndarray]]:
+    """The preprocessed inputs of the frames the model steps on (every stride-th)."""
+    return [model_input(p, *item) for t, item in enumerate(clip_inputs(p, clip, size)) if t % p.spec.stride == 0]
 
 
 def ratio_of_frame(num_frames: int) -> list[float]:
@@ -148,7 +152,7 @@ def stream_clips(p: Predictor, clips, warmup: int, size: tuple[int, int] | None)
     for n, clip in enumerate(clips):
         stream = f"clip{n}"
         ratio_at = ratio_of_frame(clip.num_frames)
-        cutoffs = {observation_cutoff(clip.num_frames, r): r for r in reversed(RATIOS)}
+        cutoffs = {r: observation_cutoff(clip.num_frames, r) for r in RATIOS}
         elapsed, first = 0.0, None
         for t, (frame, kp) in enumerate(clip_inputs(p, clip, size), start=1):
             start = time.perf_counter()
@@ -163,10 +167,10 @@ def stream_clips(p: Predictor, clips, warmup: int, size: tuple[int, int] | None)
                 first = (t / clip.num_frames, t, t / clip.fps if clip.fps else None, elapsed,
                          pred.decision_index == clip.label)
                 decisions.append(first[:4])
-            if t in cutoffs:
-                correct[cutoffs[t]] += pred.index == clip.label
-        for r in RATIOS:
-            if first is not None and first[1] <= observation_cutoff(clip.num_frames, r):
+            for r, cut in cutoffs.items():
+                correct[r] += cut == t and pred.index == clip.label
+        for r, cut in cutoffs.items():
+            if first is not None and first[1] <= cut:
                 decided[r][0] += 1
                 decided[r][1] += first[4]
         p.close_stream(stream)
@@ -211,18 +215,25 @@ class Recompute:
             self.offline.forward_offline(batch)
 
 
-def baselines(p: Predictor, clip, repeats: int) -> tuple[dict, str]:
-    """Per baseline, per ratio: ms to recompute at the last model step of that ratio's frames."""
+def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) -> tuple[dict, str]:
+    """Per baseline, per ratio: ms to preprocess the newest frame and recompute the model over the
+    window, at the last model step of that ratio's frames of ``clip``."""
     recompute = Recompute(p.runner)
-    steps = model_inputs(p, clip)
+    stride = p.spec.stride
+    steps = model_inputs(p, clip, size)
+    seen = {r: -(-observation_cutoff(clip.num_frames, r) // stride) for r in RATIOS}  # steps run by r
+    newest = {(n - 1) * stride for n in seen.values()}
+    raw = {t: item for t, item in enumerate(clip_inputs(p, clip, size)) if t in newest}  # the camera frames
     recompute(steps[: WINDOWS[0]])  # warm-up
     out = {name: {} for name in BASELINES}
     for r in RATIOS:
-        seen = steps[: -(-observation_cutoff(clip.num_frames, r) // p.spec.stride)]  # steps run by then
-        for name, window in [*((f"window_{w}", seen[-w:]) for w in WINDOWS), ("prefix", seen)]:
+        done = steps[: seen[r]]
+        frame, kp = raw[(seen[r] - 1) * stride]
+        for name, window in [*((f"window_{w}", done[-w:]) for w in WINDOWS), ("prefix", done)]:
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
+                model_input(p, frame, kp)  # a recomputing server preprocesses each new frame once too
                 recompute(window)
                 times.append((time.perf_counter() - start) * 1e3)
             out[name][r] = {**_stats(times), "steps": len(window)}
@@ -248,7 +259,7 @@ def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
                 push_ms.append(took)
             t += 1
         p.close_stream("overhead")
-        steps = model_inputs(p, clip)[:4]
+        steps = model_inputs(p, clip, size)[:4]
         state = p.runner.init_state(1)
         bare_ms = []
         for n in range(stepped_pushes + 2):
@@ -261,24 +272,25 @@ def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
     return out
 
 
-def multistream(p: Predictor, clip, counts: list[int], frames: int, size: tuple[int, int] | None) -> dict:
-    items = list(itertools.islice(clip_inputs(p, clip, size), 4 * p.spec.stride))
+def multistream(p: Predictor, clip, counts: list[int], calls: int, size: tuple[int, int] | None) -> dict:
+    """push_many of n streams in step (all step on the same calls): whole stride cycles timed."""
+    stride = p.spec.stride
+    items = list(itertools.islice(clip_inputs(p, clip, size), 4 * stride))
+    calls = -(-calls // stride) * stride
     out = {}
     for n in counts:
         def payload(t):
             frame, kp = items[t % len(items)]
             return {s: {"frame": frame, "keypoints": kp} for s in range(n)}
-        for t in range(3):
+        for t in range(stride):  # warm-up: one cycle
             p.push_many(payload(t))
-        times = []
-        for t in range(frames):
-            start = time.perf_counter()
+        start = time.perf_counter()
+        for t in range(calls):
             p.push_many(payload(t))
-            times.append(time.perf_counter() - start)
+        took = time.perf_counter() - start
         for s in range(n):
             p.close_stream(s)
-        median = float(np.median(times))
-        out[n] = {"step_ms_median": median * 1e3, "frames_per_s": n / median}
+        out[n] = {"calls": calls, "ms_per_call_mean": took * 1e3 / calls, "frames_per_s": n * calls / took}
     return out
 
 
@@ -293,7 +305,7 @@ def run_one(model: str, backend: str, settings: dict) -> dict:
                "inputs": [s.name for s in p.spec.data_inputs], "input_size": "x".join(map(str, size)) if size else None}
         res |= stream_clips(p, clips, settings["warmup"], size)
         longest = max(clips, key=lambda c: c.num_frames)
-        res["baselines_ms"], res["baseline_method"] = baselines(p, longest, settings["repeats"])
+        res["baselines_ms"], res["baseline_method"] = baselines(p, longest, settings["repeats"], size)
         res["speedup"] = {name: {r: _ratio(res["baselines_ms"][name][r]["p50"], res["latency_ms"][r]["stepped"])
                                  for r in RATIOS} for name in BASELINES}
         res["sdk_overhead"] = sdk_overhead(p, clips[0], settings["overhead_pushes"])
@@ -345,7 +357,7 @@ def print_run(name: str, res: dict) -> None:
     for kind, stages in res["stages_ms"].items():
         if stages:
             print(f"median per-stage ms, {kind} pushes: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
-    print(f"baselines: {res['baseline_method']} (model only, per model step)")
+    print(f"baselines: preprocess the new frame, then {res['baseline_method']} (per model step)")
     cols = ["ratio", "stepped p50", "p99", "carried p50", "FPS", "acc", "decided",
             *(f"{b} p50" for b in BASELINES), *(f"x{b.split('_')[-1]}" for b in BASELINES)]
     widths = [max(6, len(c)) for c in cols]
@@ -372,7 +384,8 @@ def print_run(name: str, res: dict) -> None:
             print(f"SDK overhead ({size}, {o['input']}): stepped push {o['push_ms']:.3f} ms vs Runner.step "
                   f"{o['runner_step_ms']:.3f} ms = {o['ratio']:.2f}x")
     for n, m in res["multistream"].items():
-        print(f"push_many {n:>3} streams: {m['step_ms_median']:.2f} ms per call, {m['frames_per_s']:.0f} frames/s")
+        print(f"push_many {n:>3} streams: {m['ms_per_call_mean']:.3f} ms per call (mean of {m['calls']}), "
+              f"{m['frames_per_s']:.0f} frames/s")
     print(f"peak RSS {res['peak_rss_mb']:.0f} MB")
 
 
@@ -428,7 +441,8 @@ def main(argv=None) -> int:
     parser.add_argument("--input-size", type=_size, metavar="WxH",
                         help="push frames at this camera size (frame models), e.g. 1920x1080")
     parser.add_argument("--streams", default="1,4,16", help="stream counts for push_many throughput")
-    parser.add_argument("--stream-frames", type=int, default=30, help="timed push_many calls per count")
+    parser.add_argument("--stream-frames", type=int, default=60,
+                        help="timed push_many calls per count (rounded up to whole stride cycles)")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of every runtime (default 1, as benchmarks/streams.py; 0: each runtime's default)")
     parser.add_argument("--threshold", type=float, default=0.8, help="decision threshold")
@@ -452,7 +466,7 @@ def main(argv=None) -> int:
     if args.data is None:
         from edgeact.data.synth import generate
 
-        spec = Predictor(args.model[0], "auto").spec
+        spec = read_spec(args.model[0])
         size = spec.frames.size[0] if spec.frames else 112
         tmp = tempfile.TemporaryDirectory()
         count = 12 if args.smoke else 60

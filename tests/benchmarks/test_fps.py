@@ -32,15 +32,24 @@ def fps_module():
 
 
 @pytest.fixture(scope="module")
-def strided(tiny_artifacts, tmp_path_factory):
-    """The tiny pose and RGB models saved at stride 3 (a push steps on every third frame)."""
+def strided(tiny_artifacts, tmp_path_factory, synth_dir):
+    """The tiny pose and RGB models saved at stride 3 (a push steps on every third frame); the
+    pose model always predicts the first test clip's class, so its accuracy is not 0."""
+    import torch
+
     from edgeact.checkpoint import load_checkpoint, save_checkpoint
+    from edgeact.data import open_dataset
     from edgeact.export import export_onnx
 
     root = tmp_path_factory.mktemp("strided")
+    first, second = list(open_dataset(synth_dir).split("test"))[:CLIPS]
+    assert first.label != second.label
     out = {}
     for kind in ("pose", "rgb"):
         model, payload = load_checkpoint(tiny_artifacts[kind]["pt"])
+        if kind == "pose":
+            with torch.no_grad():
+                model.head.classifier.bias[first.label] += 1e3
         pt = save_checkpoint(root / f"{kind}.pt", model, payload["classes"], stride=STRIDE)
         out[kind] = {"pt": pt, "onnx": export_onnx(pt, root / f"{kind}.onnx", verify_steps=2).path}
     return out
@@ -98,9 +107,13 @@ def test_smoke_json_has_an_entry_per_ratio_backend_and_baseline(smoke):
         for entry in filter(None, run["sdk_overhead"].values()):
             assert entry["push_ms"] > 0 and entry["runner_step_ms"] > 0
             assert entry["ratio"] == pytest.approx(entry["push_ms"] / entry["runner_step_ms"])
-        assert list(run["multistream"]) == ["1"] and run["multistream"]["1"]["frames_per_s"] > 0
+        assert list(run["multistream"]) == ["1"] and run["multistream"]["1"]["calls"] % STRIDE == 0
+        assert run["multistream"]["1"]["frames_per_s"] > 0
         assert run["peak_rss_mb"] > 10
-    assert "baselines: torch forward_offline over the window" in stdout
+    assert {name: run["baseline_method"].split(" over ")[0] for name, run in doc["runs"].items()} == {
+        "pose.onnx [onnxruntime]": "a zero state stepped", "pose.onnx [native]": "a zero state stepped",
+        "pose.pt [torch]": "torch forward_offline", "rgb.onnx [onnxruntime]": "a zero state stepped",
+        "rgb.onnx [native]": "a zero state stepped"}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -150,3 +163,24 @@ def test_camera_frames_preprocess_to_what_the_model_was_trained_on(fps_module, s
     error = np.abs(preprocess_frame(camera, spec) - preprocess_frame(frame, spec)).mean()
     wrong = np.abs(preprocess_frame(other, spec) - preprocess_frame(frame, spec)).mean()
     assert error < 0.1 < wrong
+
+
+def test_accuracy_and_decisions_per_ratio_match_a_predictor_pushed_here(smoke, strided, synth_dir):
+    from edgeact import Predictor
+    from edgeact.data import open_dataset
+    from edgeact.data.sampling import observation_cutoff
+
+    clips = list(open_dataset(synth_dir).split("test"))[:CLIPS]
+    right = dict.fromkeys(RATIOS, 0)
+    decided = dict.fromkeys(RATIOS, 0)
+    with Predictor(strided["pose"]["onnx"], "onnxruntime") as p:  # the script's default threshold, 0.8
+        for n, clip in enumerate(clips):
+            preds = [p.push(keypoints=kp, stream=n) for kp in clip.noisy_keypoints]
+            for r in RATIOS:
+                cut = observation_cutoff(clip.num_frames, float(r))
+                right[r] += preds[cut - 1].index == clip.label
+                decided[r] += preds[cut - 1].decided
+    run = smoke[1]["runs"]["pose.onnx [onnxruntime]"]
+    assert set(right.values()) == {1} and 0 < sum(decided.values()) < CLIPS * len(RATIOS)  # the test can fail
+    assert run["accuracy"] == {r: right[r] / CLIPS for r in RATIOS}
+    assert {r: v["decided"] for r, v in run["decision"]["by_ratio"].items()} == {r: decided[r] / CLIPS for r in RATIOS}
