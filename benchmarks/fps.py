@@ -34,8 +34,10 @@ the r-th tenth of each clip) the script reports:
 Then, per run: per-stage medians (stepped and carried pushes apart), time to decision (median
 fraction of the clip, frames, camera seconds at the clip's fps, and compute ms pushed until
 then), SDK overhead (a stepped push() end to end vs the bare runner call ``Runner.step`` on
-the same preprocessed input, at the model's own input size and with a 1920x1080 frame; frame
-models only for the latter), multi-stream throughput with ``push_many``, and peak RSS.
+the same preprocessed input, at the model's own input size and with a 1920x1080 frame, frame
+models only for the latter; ``Runner.step`` validates its arrays and allocates the next state,
+which push()'s state pool does not, so the runtime call as push() makes it, its inference
+stage, is reported beside it), multi-stream throughput with ``push_many``, and peak RSS.
 
 ``--input-size WxH`` turns the dataset's frames into camera frames of that size before each
 push (outside the timing): stretched for a model that stretches (``resize: stretch``),
@@ -241,34 +243,35 @@ def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) ->
 
 
 def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
-    """Stepped push() end to end vs Runner.step on the same preprocessed input, per input size."""
+    """Stepped push() end to end vs Runner.step on the same preprocessed input, per input size,
+    interleaved (a stride cycle of pushes, then one Runner.step) so that load drift hits both."""
     sizes = {"model_size": None}
     if p.spec.frames:
         sizes = {"model_size": p.spec.frames.size[::-1], "1920x1080": FULL_HD}
     out = {"model_size": None, "1920x1080": None}
+    stride = p.spec.stride
     for name, size in sizes.items():
-        items = list(itertools.islice(clip_inputs(p, clip, size), p.spec.stride * 4))
-        push_ms = []
-        t = 0
-        while len(push_ms) < stepped_pushes + 2:
-            frame, kp = items[t % len(items)]
-            start = time.perf_counter()
-            pred = p.push(frame, keypoints=kp, stream="overhead")
-            took = (time.perf_counter() - start) * 1e3
-            if pred.stepped:
-                push_ms.append(took)
-            t += 1
-        p.close_stream("overhead")
-        steps = model_inputs(p, clip, size)[:4]
+        items = list(itertools.islice(clip_inputs(p, clip, size), stride * 4))
+        steps = [model_input(p, *items[t]) for t in range(0, len(items), stride)]  # what the pushes step on
         state = p.runner.init_state(1)
-        bare_ms = []
-        for n in range(stepped_pushes + 2):
+        push_ms, inference_ms, bare_ms = [], [], []
+        for n in range(stepped_pushes + 2):  # the first two: warm-up
+            for t in range(n * stride, (n + 1) * stride):
+                frame, kp = items[t % len(items)]
+                start = time.perf_counter()
+                pred = p.push(frame, keypoints=kp, stream="overhead")
+                took = (time.perf_counter() - start) * 1e3
+                if pred.stepped:
+                    push_ms.append(took)
+                    inference_ms.append(pred.timings_ms["inference"])
             start = time.perf_counter()
             _, state = p.runner.step(steps[n % len(steps)], state)
             bare_ms.append((time.perf_counter() - start) * 1e3)
-        push, bare = float(np.median(push_ms[2:])), float(np.median(bare_ms[2:]))  # first two: warm-up
-        out[name] = {"input": "x".join(map(str, size)) if size else "keypoints",
-                     "push_ms": push, "runner_step_ms": bare, "ratio": push / bare}
+        p.close_stream("overhead")
+        push, bare = float(np.median(push_ms[2:])), float(np.median(bare_ms[2:]))
+        out[name] = {"input": "x".join(map(str, size)) if size else "keypoints", "push_ms": push,
+                     "inference_stage_ms": float(np.median(inference_ms[2:])), "runner_step_ms": bare,
+                     "ratio": push / bare}
     return out
 
 
@@ -375,14 +378,17 @@ def print_run(name: str, res: dict) -> None:
                  *(f"{res['speedup'][b][r]:.1f}" if res["speedup"][b][r] else "-" for b in BASELINES)]
         print(" | ".join(c.rjust(w) for c, w in zip(cells, widths)))
     d = res["decision"]
-    print("time to decision (medians over decided clips): "
-          + (f"{d['median_ratio']:.2f} of the clip, {d['median_frames']:.0f} frames"
-             + (f" ({d['median_camera_s']:.2f} s of camera)" if d["median_camera_s"] is not None else "")
-             + f", {d['median_compute_ms']:.1f} ms of push() compute" if d["median_ratio"] is not None else "none decided"))
+    if d["median_ratio"] is None:
+        print("time to decision: no clip was decided")
+    else:
+        camera = f" ({d['median_camera_s']:.2f} s of camera)" if d["median_camera_s"] is not None else ""
+        print(f"time to decision (medians over decided clips): {d['median_ratio']:.2f} of the clip, "
+              f"{d['median_frames']:.0f} frames{camera}, {d['median_compute_ms']:.1f} ms of push() compute")
     for size, o in res["sdk_overhead"].items():
         if o:
             print(f"SDK overhead ({size}, {o['input']}): stepped push {o['push_ms']:.3f} ms vs Runner.step "
-                  f"{o['runner_step_ms']:.3f} ms = {o['ratio']:.2f}x")
+                  f"{o['runner_step_ms']:.3f} ms = {o['ratio']:.2f}x (the runtime call inside push: "
+                  f"{o['inference_stage_ms']:.3f} ms)")
     for n, m in res["multistream"].items():
         print(f"push_many {n:>3} streams: {m['ms_per_call_mean']:.3f} ms per call (mean of {m['calls']}), "
               f"{m['frames_per_s']:.0f} frames/s")
@@ -444,7 +450,7 @@ def main(argv=None) -> int:
     parser.add_argument("--stream-frames", type=int, default=60,
                         help="timed push_many calls per count (rounded up to whole stride cycles)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="threads of every runtime (default 1, as benchmarks/streams.py; 0: each runtime's default)")
+                        help="threads of every runtime (default 1, as benchmarks/streams.py; 0: each one's default)")
     parser.add_argument("--threshold", type=float, default=0.8, help="decision threshold")
     parser.add_argument("--json", help="write every number to this JSON file")
     parser.add_argument("--plot", help="write latency and accuracy vs ratio to this PNG")
