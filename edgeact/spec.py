@@ -40,6 +40,7 @@ PROBS = "probs"
 FEATURES = "features."  # + a data input's name: the encoder's output for that input
 STATE_IN = "state_in."
 STATE_OUT = "state_out."
+FRAME_INTERPOLATIONS = ("area", "area_fast")  # exact cv2.INTER_AREA; halved by 2x2 box means, then INTER_AREA
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,19 @@ class FrameSpec:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     color_order: str = "RGB"  # channel order the model was trained on
     resize: str = "stretch"  # "stretch" to size, or "crop": shorter side then centre crop
+    interpolation: str = "area_fast"  # how frames shrink, one of FRAME_INTERPOLATIONS (edgeact.preprocess)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in FRAME_INTERPOLATIONS:
+            raise InputError(f"frames interpolation must be one of {', '.join(map(repr, FRAME_INTERPOLATIONS))}, "
+                             f"got {self.interpolation!r}.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrameSpec:
+        # artifacts saved before the field existed were trained and exported with exact INTER_AREA
         return cls(size=tuple(data["size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
-                   color_order=data["color_order"], resize=data["resize"])
+                   color_order=data["color_order"], resize=data["resize"],
+                   interpolation=data.get("interpolation", "area"))
 
 
 @dataclass(frozen=True)

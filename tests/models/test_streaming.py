@@ -220,6 +220,7 @@ def test_describe():
     assert d["parameters"] == sum(p.numel() for p in model.parameters())
     # the spec's vocabulary (FrameSpec, KeypointSpec), the one the runtime reads
     assert d["preprocessing"]["frames"] == {"size": (64, 64), "mean": (0.485, 0.456, 0.406),
-                                            "std": (0.229, 0.224, 0.225), "color_order": "RGB", "resize": "stretch"}
+                                            "std": (0.229, 0.224, 0.225), "color_order": "RGB", "resize": "stretch",
+                                            "interpolation": "area_fast"}
     assert d["preprocessing"]["keypoints"] == {"people": 2, "joints": 18, "dims": 2, "units": "pixel"}
     assert build_model(d["config"]).describe() == d  # the config round-trips

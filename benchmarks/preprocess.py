@@ -1,0 +1,134 @@
+"""Frame preprocessing at camera resolution: "area" (exact cv2.INTER_AREA, what models saved
+before FrameSpec.interpolation existed use) against "area_fast" (2x2 box halvings, then
+INTER_AREA; what new models use), on one OpenCV thread.
+
+    python benchmarks/preprocess.py [--inputs 1920x1080 ...] [--models 64 96 112 224]
+                                    [--modes stretch crop] [--repeats 200] [--json out.json]
+
+Per input size (WxH) x model size (square) x resize mode, for each interpolation: the median
+wall time of ``preprocess_frame`` (BGR uint8 -> normalised float32 CHW) in ms over ``--repeats``
+calls after 5 untimed ones, the two interpolations interleaved call by call so load on the
+machine hits both alike. Then "area_fast"'s distance from "area": the max and mean absolute
+difference of ``resize_frame`` in uint8 units on a natural-like frame (``natural_frame``: smooth
+1/f texture, hard-edged shapes, sensor noise) and on uniform noise (the worst case for any
+change of filter), and the max absolute difference after normalisation (natural frame), in
+the model's input units. Prints a markdown table; ``--json`` also writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeact.preprocess import preprocess_frame, resize_frame
+from edgeact.spec import FrameSpec
+
+INPUTS = ("340x256", "640x480", "1280x720", "1920x1080")
+MODELS = (64, 96, 112, 224)
+
+
+def natural_frame(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A BGR uint8 frame with a natural image's statistics: 1/f texture (power falling with
+    frequency, as in photographs), hard-edged shapes in flat colours, and sensor noise."""
+    fy, fx = np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :]
+    radius = np.sqrt(fy**2 + fx**2)
+    radius[0, 0] = 1.0
+    spectrum = rng.standard_normal((3, height, fx.shape[1])) + 1j * rng.standard_normal((3, height, fx.shape[1]))
+    texture = np.fft.irfft2(spectrum / radius, s=(height, width)).transpose(1, 2, 0)  # [H,W,3]
+    img = np.ascontiguousarray((texture - texture.mean()) / texture.std() * 40 + 128, np.float32)
+    for _ in range(40):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        size = int(rng.integers(max(2, width // 50), max(3, width // 5)))
+        if rng.random() < 0.5:
+            cv2.rectangle(img, (x, y), (x + size, y + int(size * rng.uniform(0.3, 2))), colour, -1)
+        else:
+            cv2.circle(img, (x, y), size // 2, colour, -1)
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _median_ms(fns: dict, repeats: int) -> dict:
+    """name -> median ms of fns[name](), the calls interleaved."""
+    times: dict = {name: [] for name in fns}
+    for _ in range(5):
+        for fn in fns.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return float(d.max()), float(d.mean())
+
+
+def measure(width: int, height: int, model: int, mode: str, repeats: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    natural = natural_frame(rng, height, width)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    area = FrameSpec(size=(model, model), resize=mode, interpolation="area")
+    fast = FrameSpec(size=(model, model), resize=mode, interpolation="area_fast")
+    ms = _median_ms({"area": lambda: preprocess_frame(natural, area),
+                     "area_fast": lambda: preprocess_frame(natural, fast)}, repeats)
+    max_nat, mean_nat = _diff(resize_frame(natural, area), resize_frame(natural, fast))
+    max_noise, mean_noise = _diff(resize_frame(noise, area), resize_frame(noise, fast))
+    max_norm, _ = _diff(preprocess_frame(natural, area), preprocess_frame(natural, fast))
+    return {"input": f"{width}x{height}", "model": model, "mode": mode, "area_ms": ms["area"],
+            "area_fast_ms": ms["area_fast"], "speedup": ms["area"] / ms["area_fast"],
+            "natural_max": max_nat, "natural_mean": mean_nat, "noise_max": max_noise, "noise_mean": mean_noise,
+            "normalised_max": max_norm}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| input | model | mode | area ms | area_fast ms | speed-up | natural max / mean | "
+             "noise max / mean | normalised max |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['input']} | {r['model']} | {r['mode']} | {r['area_ms']:.3f} | {r['area_fast_ms']:.3f} | "
+                     f"{r['speedup']:.1f}x | {r['natural_max']:.0f} / {r['natural_mean']:.2f} | "
+                     f"{r['noise_max']:.0f} / {r['noise_mean']:.2f} | {r['normalised_max']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", nargs="+", default=list(INPUTS), help="input frame sizes, WxH")
+    parser.add_argument("--models", nargs="+", type=int, default=list(MODELS), help="square model input sizes")
+    parser.add_argument("--modes", nargs="+", default=["stretch", "crop"], choices=["stretch", "crop"])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="write every number to this JSON file")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine_info import cpu_name
+
+    cv2.setNumThreads(1)
+    rows = []
+    for size in args.inputs:
+        width, height = (int(v) for v in size.lower().split("x"))
+        for model in args.models:
+            for mode in args.modes:
+                rows.append(measure(width, height, model, mode, args.repeats))
+    machine = {"cpu": cpu_name(), "opencv": cv2.__version__, "numpy": np.__version__, "opencv_threads": 1}
+    print(f"machine: {machine['cpu']}; OpenCV {machine['opencv']}, 1 thread; median of {args.repeats} calls")
+    print("times: preprocess_frame (resize + normalise); differences: area_fast - area, uint8 units "
+          "(resize_frame), normalised: model-input units (preprocess_frame, natural frame)\n")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
