@@ -39,6 +39,21 @@ struct RecurrentLayerArgs {
   float* c_out;          // [B, H] new cell state (LSTM only); may be the same buffer as c
 };
 
+// out[r][n] = act(bias[n] + sum_k in[r][k] * w[k][n]) for r < rows, n < n_padded: a small dense
+// layer over a few rows (the pose encoder's 1x1 convolutions, its im2col'd joint-relation
+// convolutions and projection, a classifier). n_padded is a multiple of the table's lanes; w
+// ([k][n_padded]) and bias are zero beyond the real outputs, so padded outputs are act(0).
+struct DenseArgs {
+  const float* in;  // rows x k, row stride in_stride
+  int rows, k, in_stride;
+  const float* w;     // [k][n_padded]
+  const float* bias;  // [n_padded]
+  int n_padded;
+  float* out;  // rows x n_padded, row stride out_stride; never overlaps in
+  int out_stride;
+  bool relu;
+};
+
 struct KernelTable {
   const char* isa;  // "avx512", "avx2", "sse2", "neon" or "generic"
   int lanes;        // floats per SIMD register = hidden units per packed panel
@@ -46,6 +61,7 @@ struct KernelTable {
   void (*swap)(float* a, float* b, std::size_t n);
   void (*lstm_panels)(const RecurrentLayerArgs& args, int first_panel, int end_panel);
   void (*gru_panels)(const RecurrentLayerArgs& args, int first_panel, int end_panel);
+  void (*dense)(const DenseArgs& args);
 };
 
 // One table per translation unit in kernels_<isa>.cpp.

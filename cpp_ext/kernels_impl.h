@@ -273,6 +273,38 @@ void gru_panels(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
   }
 }
 
+// V output vectors of one row: their accumulators stay in registers over the whole k loop.
+template <int V>
+inline void dense_block(const DenseArgs& a, const float* in, float* out, int n0) {
+  vf acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = load(a.bias + n0 + v * kLanes);
+  const float* w = a.w + n0;
+  for (int k = 0; k < a.k; ++k) {
+    const float s = in[k];
+    for (int v = 0; v < V; ++v) acc[v] += load(w + static_cast<std::ptrdiff_t>(k) * a.n_padded + v * kLanes) * s;
+  }
+  for (int v = 0; v < V; ++v) {
+    if (a.relu) acc[v] = acc[v] < splat(0.0f) ? splat(0.0f) : acc[v];  // NaN passes, as in torch.relu
+    store(out + n0 + v * kLanes, acc[v]);
+  }
+}
+
+void dense(const DenseArgs& a) {
+  constexpr int kBlock = 4;  // output vectors per pass; 4 rows of k reuse each input scalar
+  for (int r = 0; r < a.rows; ++r) {
+    const float* in = a.in + static_cast<std::ptrdiff_t>(r) * a.in_stride;
+    float* out = a.out + static_cast<std::ptrdiff_t>(r) * a.out_stride;
+    int n0 = 0;
+    for (; n0 + kBlock * kLanes <= a.n_padded; n0 += kBlock * kLanes) dense_block<kBlock>(a, in, out, n0);
+    switch ((a.n_padded - n0) / kLanes) {
+      case 3: dense_block<3>(a, in, out, n0); break;
+      case 2: dense_block<2>(a, in, out, n0); break;
+      case 1: dense_block<1>(a, in, out, n0); break;
+      default: break;
+    }
+  }
+}
+
 void swap(float* __restrict a, float* __restrict b, std::size_t n) {
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -287,7 +319,7 @@ void swap(float* __restrict a, float* __restrict b, std::size_t n) {
   }
 }
 
-constexpr KernelTable kTable = {EDGEACT_ISA_NAME, kLanes, &swap, &lstm_panels, &gru_panels};
+constexpr KernelTable kTable = {EDGEACT_ISA_NAME, kLanes, &swap, &lstm_panels, &gru_panels, &dense};
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "build_info.h"
 #include "errors.h"
+#include "pose_step.h"
 #include "recurrent.h"
 #include "temporal_shift.h"
 
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
         "and the kernel instruction sets compiled in and chosen on this CPU.");
   edgeact::bind_temporal_shift(m);
   edgeact::bind_recurrent(m);
+  edgeact::bind_pose_step(m);
 }

@@ -82,6 +82,8 @@ std::vector<FloatArray> array_list(const char* name, const py::handle& obj, std:
   return arrays;
 }
 
+}  // namespace
+
 class PackedRecurrent {
  public:
   PackedRecurrent(CellKind kind, const ArrayListArg& weight_ih, const ArrayListArg& weight_hh,
@@ -254,6 +256,32 @@ class PackedRecurrent {
     descending_ = !descending_;
   }
 
+  // RecurrentView::step: every layer from raw rows, outputs never aliasing inputs.
+  void run_raw(int batch, const float* x, const float* const* h, const float* const* c, float* const* h_out,
+               float* const* c_out) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool lstm = kind_ == CellKind::kLstm;
+    const float* input = x;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      RecurrentLayerArgs args;
+      args.weights = layers_[l].weights.get();
+      args.bias = static_cast<const float*>(layers_[l].bias.get());
+      args.format = format_;
+      args.input_size = layers_[l].input_size;
+      args.hidden_size = hidden_size_;
+      args.batch = batch;
+      args.descending = descending_;
+      args.x = input;
+      args.h = h[l];
+      args.c = lstm ? c[l] : nullptr;
+      args.h_out = h_out[l];
+      args.c_out = lstm ? c_out[l] : nullptr;
+      run_layer(args);
+      input = h_out[l];
+    }
+    descending_ = !descending_;
+  }
+
  private:
   struct Layer {
     int input_size = 0;
@@ -353,6 +381,8 @@ class PackedRecurrent {
   std::mutex mutex_;
 };
 
+namespace {
+
 class Lstm {
  public:
   Lstm(const ArrayListArg& weight_ih, const ArrayListArg& weight_hh, const OptionalArrayListArg& bias_ih,
@@ -402,6 +432,29 @@ void bind_properties(py::class_<Cell>& cls, const char* name) {
 }
 
 }  // namespace
+
+void RecurrentView::step(int batch, const float* x, const float* const* h, const float* const* c,
+                         float* const* h_out, float* const* c_out) const {
+  core->run_raw(batch, x, h, c, h_out, c_out);
+}
+
+RecurrentView recurrent_view(const char* name, const py::handle& cell) {
+  RecurrentView view;
+  view.owner = py::reinterpret_borrow<py::object>(cell);
+  if (py::isinstance<Lstm>(cell)) {
+    view.core = &cell.cast<Lstm&>().core;
+    view.lstm = true;
+  } else if (py::isinstance<Gru>(cell)) {
+    view.core = &cell.cast<Gru&>().core;
+  } else {
+    throw InputTypeError(std::string(name) + " must be an edgeact._C.LSTM or edgeact._C.GRU, got " + type_name(cell) +
+                         ".");
+  }
+  view.input_size = view.core->input_size();
+  view.hidden_size = view.core->hidden_size();
+  view.num_layers = view.core->num_layers();
+  return view;
+}
 
 void bind_recurrent(py::module_& m) {
   py::class_<Lstm> lstm(m, "LSTM",

@@ -77,3 +77,41 @@ class GRU:
     def isa(self) -> str: ...
     @property
     def packed_nbytes(self) -> int: ...
+
+class PoseStep:
+    def __init__(
+        self,
+        joint_weight: Sequence[numpy.ndarray],
+        joint_bias: Sequence[numpy.ndarray],
+        relation_weight: Sequence[numpy.ndarray],
+        relation_bias: Sequence[numpy.ndarray],
+        project_weight: numpy.ndarray,
+        project_bias: numpy.ndarray,
+        head: LSTM | GRU,
+        classifier_weight: numpy.ndarray,
+        classifier_bias: numpy.ndarray,
+        *,
+        joints: int,
+        coords: int,
+        people: int,
+        center_joints: Sequence[int],
+        min_confidence: float,
+        features: Sequence[str],
+        parents: Sequence[int],
+        align: Sequence[int],
+        vertical_axis: int,
+        isa: str = "auto",
+    ) -> None: ...
+    def step(
+        self, keypoints: numpy.ndarray, state_in: Sequence[numpy.ndarray], state_out: Sequence[numpy.ndarray]
+    ) -> numpy.ndarray: ...
+    @property
+    def state_names(self) -> list[str]: ...
+    @property
+    def state_shapes(self) -> list[tuple[int, ...]]: ...
+    @property
+    def classes(self) -> int: ...
+    @property
+    def feature_size(self) -> int: ...
+    @property
+    def isa(self) -> str: ...

@@ -5,6 +5,8 @@
   same shift over a whole clip, for parity checks. :func:`zero_shift_cache` makes the cache.
 - :class:`LSTM` and :class:`GRU` run one step of a stacked PyTorch ``nn.LSTM`` / ``nn.GRU``
   (or ``nn.LSTMCell`` / ``nn.GRUCell``) from its weights, packed once at construction.
+- :class:`PoseStep` runs the whole step of a pose-only model in one call: the pose encoder
+  (``edgeact.models.pose.PoseEncoder.step``), an :class:`LSTM`/:class:`GRU` stack, the classifier.
 
 State arrays are the caller's, shaped as PyTorch's ``(num_layers, batch, hidden_size)``, and are
 updated in place (or written to ``h_out``/``c_out``). ``edgeact._C`` validates every array at the
@@ -28,6 +30,7 @@ from edgeact.errors import InputError, InputTypeError
 __all__ = [
     "GRU",
     "LSTM",
+    "PoseStep",
     "build_info",
     "temporal_shift_offline",
     "temporal_shift_online_",
@@ -200,6 +203,94 @@ class GRU(_Recurrent):
 
         Without ``h_out`` ``h`` is updated in place; with it, the new state is written there."""
         self._cell.step(x, h, h_out)
+
+
+# PoseConfig's defaults (edgeact/models/pose.py, which imports torch): exported specs may omit a
+# field that has its default. tests/cpp_ext/test_pose_step.py checks the two agree.
+POSE_DEFAULTS = {"joints": 18, "coords": 2, "people": 1, "center_joints": (), "min_confidence": 0.0,
+                 "features": ("position",), "parents": (), "align": (), "vertical_axis": 1}
+
+
+class PoseStep:
+    """One streaming step of a pose-only model: keypoints -> pose encoder -> recurrent stack ->
+    classifier logits, one compiled call (see docs/kernels.md).
+
+    ``pose`` holds ``PoseConfig``'s fields (missing ones take its defaults); ``encoder`` the pose
+    encoder's weights under ``PoseEncoder.state_dict()``'s names (``joint_convs.0.weight``,
+    ``relation_convs.0.bias``, ``project.0.weight``...; torch tensors or arrays); ``head`` an
+    :class:`LSTM` or :class:`GRU` whose input is ``people * dim``; ``classifier_weight``
+    ``(classes, hidden_size)`` and ``classifier_bias`` as ``nn.Linear``'s.
+
+    The state is the caller's, one array per :attr:`state_names` entry, each ``(batch,
+    *state_shapes[i])`` and zero at a stream's start; :meth:`step` reads ``state_in`` and writes
+    ``state_out``."""
+
+    def __init__(self, pose: Mapping[str, Any], encoder: Mapping[str, Any], head: LSTM | GRU,
+                 classifier_weight: Any, classifier_bias: Any, *, isa: str = "auto") -> None:
+        unknown = sorted(set(pose) - set(POSE_DEFAULTS) - {"joint_channels", "relation_channels", "dim"})
+        if unknown:
+            raise InputError(f"pose has fields PoseStep does not know: {unknown}.")
+        if not isinstance(head, (LSTM, GRU)):
+            raise InputTypeError(f"head must be an edgeact.kernels.LSTM or GRU, got {type(head).__name__}.")
+        cfg = {**POSE_DEFAULTS, **pose}
+        (joint_w, joint_b), (relation_w, relation_b) = (_conv_layers(encoder, name) for name in
+                                                        ("joint_convs", "relation_convs"))
+        project_w, project_b = (_float32(encoder, f"project.0.{part}") for part in ("weight", "bias"))
+        self._step = _C.PoseStep(
+            [w.reshape(w.shape[:2]) for w in joint_w], joint_b, relation_w, relation_b, project_w, project_b,
+            head._cell, *_float32_layers("classifier", [classifier_weight, classifier_bias]),
+            joints=cfg["joints"], coords=cfg["coords"], people=cfg["people"],
+            center_joints=list(cfg["center_joints"]), min_confidence=float(cfg["min_confidence"]),
+            features=list(cfg["features"]), parents=list(cfg["parents"]), align=list(cfg["align"]),
+            vertical_axis=cfg["vertical_axis"], isa=isa,
+        )
+        self.head = head
+
+    @property
+    def state_names(self) -> list[str]:
+        """``prev``, ``prev_centre``, ``seen`` (with the velocity feature), then ``h<l>`` (and
+        ``c<l>`` for an LSTM) per recurrent layer."""
+        return self._step.state_names
+
+    @property
+    def state_shapes(self) -> list[tuple[int, ...]]:
+        return self._step.state_shapes
+
+    @property
+    def classes(self) -> int:
+        return self._step.classes
+
+    @property
+    def isa(self) -> str:
+        return self._step.isa
+
+    def zero_state(self, batch: int = 1) -> list[np.ndarray]:
+        batch = _index("batch", batch)
+        if batch < 1:
+            raise InputError(f"batch must be at least 1, got {batch}.")
+        return [np.zeros((batch, *shape), np.float32) for shape in self.state_shapes]
+
+    def step(self, keypoints: np.ndarray, state_in: Sequence[np.ndarray], state_out: Sequence[np.ndarray]) -> np.ndarray:
+        """keypoints float32 ``(batch, people, joints, coords + 1)`` in the source's units ->
+        logits ``(batch, classes)``, a new array; the next state goes into ``state_out``."""
+        return self._step.step(keypoints, state_in, state_out)
+
+    def __repr__(self) -> str:
+        return repr(self._step)
+
+
+def _float32(weights: Mapping[str, Any], name: str) -> np.ndarray:
+    if name not in weights:
+        raise InputError(f"encoder lacks {name!r}; it has {sorted(weights)[:12]}.")
+    return _float32_layers(name, [weights[name]])[0]
+
+
+def _conv_layers(weights: Mapping[str, Any], name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The convolutions of an ``nn.Sequential`` (conv, ReLU, conv, ...), in order."""
+    indices = sorted(int(key.split(".")[1]) for key in weights
+                     if key.startswith(name + ".") and key.endswith(".weight") and key.count(".") == 2)
+    return ([_float32(weights, f"{name}.{i}.weight") for i in indices],
+            [_float32(weights, f"{name}.{i}.bias") for i in indices])
 
 
 def _index(name: str, value: Any) -> int:

@@ -1,18 +1,23 @@
-"""Native backend: an exported ``.onnx`` step whose recurrent head runs on edgeact's own kernels.
+"""Native backend: an exported ``.onnx`` step run on edgeact's own kernels.
 
 It runs exactly what the artifact declares, nothing it has to guess:
 
-* The encoders (TSM frame encoder, RGB difference, pose encoder) run on ONNX Runtime: the
-  part of the step graph from the data inputs and the encoder states to the declared feature
-  boundaries (graph outputs ``features.frames``, ``features.keypoints``) and the encoders' next
-  states, cut out with ``onnx.utils.Extractor``.
-* The head runs as its declared kernel plan (``spec.arch["kernel_plan"]``, written by the
-  exporter from the model): stacks of LSTM/GRU cells on :mod:`edgeact.kernels`, one kernel
-  per layer, reading the feature boundaries or an earlier stack's output, then a linear
-  classifier. Weights are read from the graph's initializers under the names the plan gives.
+* A pose-only model (one data input, ``keypoints``; a head whose plan is one stack over
+  ``features.keypoints``) runs as one compiled call per step, :class:`edgeact.kernels.PoseStep`:
+  the pose encoder of ``spec.arch["config"]["pose"]`` with the graph's weights (found by their
+  PyTorch names; the projection through the node that adds its bias), the recurrent stack and
+  the classifier of the kernel plan.
+* Otherwise the encoders (TSM frame encoder, RGB difference, and a pose encoder whose weights
+  the graph does not show) run on ONNX Runtime: the part of the step graph from the data inputs
+  and the encoder states to the declared feature boundaries (graph outputs ``features.frames``,
+  ``features.keypoints``) and the encoders' next states, cut out with ``onnx.utils.Extractor``;
+  the head runs as its declared kernel plan (``spec.arch["kernel_plan"]``, written by the
+  exporter from the model): stacks of LSTM/GRU cells on :mod:`edgeact.kernels`, one kernel per
+  layer, reading the feature boundaries or an earlier stack's output, then a linear classifier.
+  Weights are read from the graph's initializers under the names the plan gives.
 
-Each layer's kernel reads its state rows from ``state_in`` and writes the next ones straight
-into ``state_out`` (the state pool's other half); the encoder's next states come out of ONNX
+Each kernel reads its state rows from ``state_in`` and writes the next ones straight into
+``state_out`` (the state pool's other half); the encoder's next states come out of ONNX
 Runtime the same way (IOBinding). A step allocates no state.
 """
 
@@ -39,6 +44,12 @@ class LoadedStep(NamedTuple):
     encoder_states: tuple[int, ...]  # positions in spec.state of the encoder's states
     stacks: tuple["Stack", ...]
     classifier: tuple[np.ndarray, np.ndarray, str]  # W^T [in,out], bias, what it reads
+    pose: "FusedPose | None" = None  # the whole step in one call; then encoder and stacks are unused
+
+
+class FusedPose(NamedTuple):
+    step: kernels.PoseStep
+    state: tuple[int, ...]  # positions in spec.state, in step.state_names order
 
 
 class Layer(NamedTuple):
@@ -79,6 +90,9 @@ class NativeLoader(Loader):
         weights = _Initializers(proto, self.path)
         threads = self.threads or 1
         positions = {s.name: i for i, s in enumerate(spec.state)}
+        pose = _fused_pose(proto, spec, plan, weights, positions, threads, self.path)
+        if pose is not None:
+            return LoadedStep(spec, None, (), (), (np.empty((0, 0), np.float32), np.empty(0, np.float32), ""), pose)
         try:
             stacks = tuple(_stack(stack, weights, positions, threads) for stack in plan["stacks"])
             classifier = plan["classifier"]
@@ -138,6 +152,74 @@ def _stack(plan: dict, weights: _Initializers, positions: dict[str, int], thread
         layers.append(Layer(make(arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
                                  arrays.get("bias_hh"), threads=threads), state))
     return Stack(tuple(plan["inputs"]), tuple(layers))
+
+
+def _fused_pose(proto, spec: ModelSpec, plan: dict, weights: _Initializers, positions: dict[str, int], threads: int,
+                path) -> FusedPose | None:
+    """The whole step as one :class:`kernels.PoseStep`, or None when the model is not pose-only,
+    its plan is not one stack over ``features.keypoints``, or the graph hides an encoder weight."""
+    config = spec.arch.get("config") or {}
+    stacks = plan.get("stacks") or []
+    if ([s.name for s in spec.data_inputs] != ["keypoints"] or not isinstance(config.get("pose"), dict)
+            or len(stacks) != 1 or stacks[0].get("inputs") != ["features.keypoints"]
+            or plan.get("classifier", {}).get("input") != "stack:0" or stacks[0].get("cell") not in ("lstm", "gru")):
+        return None
+    encoder = _pose_encoder_weights(proto)
+    if encoder is None:
+        return None
+    stack = stacks[0]
+    try:
+        layers = {k: [weights.get(layer[k]) for layer in stack["layers"]]
+                  for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if k in stack["layers"][0]}
+        make = kernels.LSTM if stack["cell"] == "lstm" else kernels.GRU
+        head = make(layers["weight_ih"], layers["weight_hh"], layers.get("bias_ih"), layers.get("bias_hh"),
+                    threads=threads)
+        classifier = plan["classifier"]
+        step = kernels.PoseStep(config["pose"], encoder, head, weights.get(classifier["weight"]),
+                                weights.get(classifier["bias"]))
+        names = {f"h{k}": layer["state"][0] for k, layer in enumerate(stack["layers"])}
+        names.update({f"c{k}": layer["state"][1] for k, layer in enumerate(stack["layers"]) if len(layer["state"]) > 1})
+        order = tuple(positions[names.get(name, "pose." + name)] for name in step.state_names)
+    except (KeyError, TypeError, IndexError, ValueError) as exc:  # InputError is a ValueError
+        raise ModelFormatError(f"{path}: its pose step cannot run natively ({type(exc).__name__}: {exc}).") from exc
+    shapes = [spec.state[i].shape for i in order]
+    if sorted(order) != list(range(len(spec.state))) or shapes != [tuple(s) for s in step.state_shapes]:
+        raise ModelFormatError(f"{path}: its state {[s.name for s in spec.state]} is not the pose step's "
+                               f"{step.state_names} with shapes {step.state_shapes}.")
+    return FusedPose(step, order)
+
+
+def _pose_encoder_weights(proto) -> dict[str, np.ndarray] | None:
+    """The pose encoder's weights under ``PoseEncoder.state_dict()`` names: the convolutions' and
+    the projection's bias by their PyTorch names (``<prefix>pose.joint_convs.0.weight``), the
+    projection's weight through the node that adds that bias (exporters rename and transpose
+    it). None when any of them is not there."""
+    from onnx import numpy_helper
+
+    by_name = {init.name: init for init in proto.graph.initializer}
+    bias = next((name for name in by_name if name.endswith("pose.project.0.bias")), None)
+    if bias is None:
+        return None
+    prefix = bias[: -len("project.0.bias")]
+    found = {name[len(prefix):]: numpy_helper.to_array(init) for name, init in by_name.items()
+             if name.startswith(prefix) and name[len(prefix):].split(".")[0] in ("joint_convs", "relation_convs",
+                                                                                  "project")}
+    if "project.0.weight" not in found:
+        producers = {out: node for node in proto.graph.node for out in node.output}
+        weight = None
+        for node in proto.graph.node:
+            if node.op_type == "Gemm" and len(node.input) == 3 and node.input[2] == bias and node.input[1] in by_name:
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                matrix = numpy_helper.to_array(by_name[node.input[1]])
+                weight = matrix if trans_b else matrix.T
+            elif node.op_type == "Add" and bias in node.input:
+                other = producers.get(node.input[1 - list(node.input).index(bias)])
+                if other is not None and other.op_type == "MatMul" and other.input[1] in by_name:
+                    weight = numpy_helper.to_array(by_name[other.input[1]]).T
+        if weight is None:
+            return None
+        found["project.0.weight"] = weight
+    return found
 
 
 def _encoder_session(proto, spec: ModelSpec, encoder_states: tuple[int, ...], threads, path):
@@ -200,6 +282,9 @@ class NativeRunner(Runner):
     def _run(self, inputs: dict[str, np.ndarray], state_in: Sequence[np.ndarray], state_out: Sequence[np.ndarray],
              key: Hashable | None = None) -> np.ndarray:
         loaded = self._loaded
+        if loaded.pose is not None:
+            step, order = loaded.pose
+            return step.step(inputs["keypoints"], [state_in[i] for i in order], [state_out[i] for i in order])
         batch = len(next(iter(inputs.values())))
         values: dict[str, np.ndarray] = {}
         if self._encoder is not None:
@@ -223,9 +308,9 @@ class NativeRunner(Runner):
         out = super().describe()
         loaded = getattr(self, "_loaded", None)
         if loaded is not None:
-            kernel = loaded.stacks[0].layers[0].kernel
-            out.update(threads=kernel.threads, kernel_isa=kernel.isa,
-                       encoders="onnxruntime" if loaded.encoder is not None else None,
+            kernel = loaded.pose.step.head if loaded.pose is not None else loaded.stacks[0].layers[0].kernel
+            encoders = "native" if loaded.pose is not None else "onnxruntime" if loaded.encoder is not None else None
+            out.update(threads=kernel.threads, kernel_isa=kernel.isa, encoders=encoders,
                        features=[f.name for f in self.spec.features])
         return out
 

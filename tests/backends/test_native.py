@@ -1,6 +1,6 @@
 """The native backend: parity with PyTorch over whole clips, the declared kernel plan and
-feature boundaries as the only source of what runs, state handling, refusals with exact
-sentences."""
+feature boundaries as the only source of what runs, the fused pose step, state handling,
+refusals with exact sentences."""
 
 from __future__ import annotations
 
@@ -148,8 +148,69 @@ def test_a_corrupted_weight_in_the_artifact_breaks_parity(kind, where, artifacts
     assert not check.ok and check.max_difference > 1e-3
 
 
+# -- pose-only models: one compiled call per step --------------------------------------------------
+@pytest.mark.parametrize("kind", ["pose", "pose_gru2", "pose_lstm3", "pose_velocity"])
+def test_pose_only_models_run_as_one_fused_step(kind, artifacts):
+    runner = load_backend(artifacts[kind]["onnx"], "native")
+    assert runner.describe()["encoders"] == "native"
+    loaded = runner.runtime
+    assert loaded.encoder is None and loaded.stacks == ()
+    assert sorted(loaded.pose.state) == list(range(len(runner.spec.state)))
+
+
+@pytest.mark.parametrize("initializer", ["model.pose.relation_convs.0.weight", "model.pose.joint_convs.0.bias",
+                                         "projection"])
+def test_a_corrupted_pose_weight_breaks_parity(initializer, artifacts, synth_dir, tmp_path):
+    clips = _clips(synth_dir, 1)
+    model = onnx.load(str(artifacts["pose_velocity"]["onnx"]))
+    if initializer == "projection":  # renamed and transposed by the exporter: the MatMul before the bias
+        (add,) = [n for n in model.graph.node if "model.pose.project.0.bias" in n.input]
+        (matmul,) = [n for n in model.graph.node if n.output[0] in add.input]
+        initializer = matmul.input[1]
+
+    def change(array):
+        array *= 1.1
+
+    corrupted = _rewrite(artifacts["pose_velocity"]["onnx"], tmp_path, edit_initializer=(initializer, change))
+    assert Predictor(corrupted, "native").describe()["encoders"] == "native"
+    check = _compare(corrupted, artifacts["pose_velocity"]["pt"], clips)
+    assert not check.ok and check.max_difference > 1e-3
+
+
+def test_a_pose_model_whose_projection_is_hidden_runs_its_encoder_on_onnxruntime(artifacts, synth_dir, tmp_path):
+    """Without the node that adds the projection's bias to a MatMul, the weight cannot be
+    located: the encoder runs on ONNX Runtime as for RGB models, and still matches PyTorch."""
+    model = onnx.load(str(artifacts["pose_gru2"]["onnx"]))
+    for init in model.graph.initializer:
+        if init.name == "model.pose.project.0.bias":
+            init.name = "project_bias_renamed"
+    for node in model.graph.node:
+        node.input[:] = ["project_bias_renamed" if i == "model.pose.project.0.bias" else i for i in node.input]
+    path = tmp_path / "hidden.onnx"
+    onnx.save(model, str(path))
+    native = Predictor(path, "native", policy=LOOSE)
+    assert native.describe()["encoders"] == "onnxruntime"
+    assert_matches_torch(native, artifacts["pose_gru2"]["pt"], _clips(synth_dir, 2))
+
+
+def test_a_rejected_push_changes_no_stream_state(artifacts, synth_dir):
+    clip = _clips(synth_dir, 1)[0]
+    native = Predictor(artifacts["pose_velocity"]["onnx"], "native")
+    kp = clip.noisy_keypoints
+    clean = [native.push(keypoints=k, stream="clean").logits for k in kp[:6]]
+    bad = kp[0].copy()
+    bad[0, 3, 0] = np.nan  # a visible joint at NaN
+    with_errors = []
+    for t, k in enumerate(kp[:6]):
+        for wrong in (bad, kp[0][:, :5], kp[0].astype(np.float64)[None]):
+            with pytest.raises((ValueError, TypeError)):
+                native.push(keypoints=wrong, stream="errors")
+        with_errors.append(native.push(keypoints=k, stream="errors").logits)
+    np.testing.assert_array_equal(np.stack(clean), np.stack(with_errors))
+
+
 # -- the encoders on ONNX Runtime, cut at the declared feature boundaries ------------------------
-@pytest.mark.parametrize("kind", ["rgb", "fusion", "pose"])
+@pytest.mark.parametrize("kind", ["rgb", "fusion"])
 def test_the_encoders_run_up_to_the_declared_features(kind, artifacts):
     runner = load_backend(artifacts[kind]["onnx"], "native")
     spec = runner.spec
