@@ -27,7 +27,10 @@ the r-th tenth of each clip) the script reports:
   over a window: a .pt (torch) runs the model's offline forward over it in one batched call,
   as those demos do; an exported graph (.onnx, .engine) has only the step form, so a fresh
   zero state is stepped over the window with ``Runner.step`` (one runtime call per input).
-  The "x" columns are baseline p50 / stepped-push p50. With the same step graph on both sides,
+  Each repeat also times one stride cycle of push() of that same frame on a stream of its own
+  (the "paired push" column: stepped pushes, interleaved with the baselines so that load drift
+  hits both alike); the "x" columns are baseline p50 / paired stepped-push p50 (on a quiet
+  machine the paired push matches the stepped column). With the same step graph on both sides,
   a window of W costs about W model steps, so x_W stays near W x (step / push): below W
   wherever push() costs more than the bare step.
 
@@ -217,9 +220,10 @@ class Recompute:
             self.offline.forward_offline(batch)
 
 
-def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) -> tuple[dict, str]:
+def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) -> tuple[dict, dict, str]:
     """Per baseline, per ratio: ms to preprocess the newest frame and recompute the model over the
-    window, at the last model step of that ratio's frames of ``clip``."""
+    window, at the last model step of that ratio's frames of ``clip``; and, interleaved with
+    them (so that load drift hits both alike), stepped push() of that frame on a stream of its own."""
     recompute = Recompute(p.runner)
     stride = p.spec.stride
     steps = model_inputs(p, clip, size)
@@ -227,19 +231,29 @@ def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) ->
     newest = {(n - 1) * stride for n in seen.values()}
     raw = {t: item for t, item in enumerate(clip_inputs(p, clip, size)) if t in newest}  # the camera frames
     recompute(steps[: WINDOWS[0]])  # warm-up
-    out = {name: {} for name in BASELINES}
+    out, pushes = {name: {} for name in BASELINES}, {}
     for r in RATIOS:
         done = steps[: seen[r]]
         frame, kp = raw[(seen[r] - 1) * stride]
-        for name, window in [*((f"window_{w}", done[-w:]) for w in WINDOWS), ("prefix", done)]:
-            times = []
-            for _ in range(repeats):
+        windows = {**{f"window_{w}": done[-w:] for w in WINDOWS}, "prefix": done}
+        times = {name: [] for name in ("push", *windows)}
+        for _ in range(repeats):
+            for _ in range(stride):  # one stride cycle: one push steps
+                start = time.perf_counter()
+                pred = p.push(frame, keypoints=kp, stream="paired")
+                took = (time.perf_counter() - start) * 1e3
+                if pred.stepped:
+                    times["push"].append(took)
+            for name, window in windows.items():
                 start = time.perf_counter()
                 model_input(p, frame, kp)  # a recomputing server preprocesses each new frame once too
                 recompute(window)
-                times.append((time.perf_counter() - start) * 1e3)
-            out[name][r] = {**_stats(times), "steps": len(window)}
-    return out, recompute.method
+                times[name].append((time.perf_counter() - start) * 1e3)
+        pushes[r] = _stats(times["push"])
+        for name, window in windows.items():
+            out[name][r] = {**_stats(times[name]), "steps": len(window)}
+    p.close_stream("paired")
+    return out, pushes, recompute.method
 
 
 def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
@@ -308,8 +322,9 @@ def run_one(model: str, backend: str, settings: dict) -> dict:
                "inputs": [s.name for s in p.spec.data_inputs], "input_size": "x".join(map(str, size)) if size else None}
         res |= stream_clips(p, clips, settings["warmup"], size)
         longest = max(clips, key=lambda c: c.num_frames)
-        res["baselines_ms"], res["baseline_method"] = baselines(p, longest, settings["repeats"], size)
-        res["speedup"] = {name: {r: _ratio(res["baselines_ms"][name][r]["p50"], res["latency_ms"][r]["stepped"])
+        res["baselines_ms"], res["paired_push_ms"], res["baseline_method"] = baselines(
+            p, longest, settings["repeats"], size)
+        res["speedup"] = {name: {r: res["baselines_ms"][name][r]["p50"] / res["paired_push_ms"][r]["p50"]
                                  for r in RATIOS} for name in BASELINES}
         res["sdk_overhead"] = sdk_overhead(p, clips[0], settings["overhead_pushes"])
         res["multistream"] = multistream(p, clips[0], settings["streams"], settings["stream_frames"], size)
@@ -339,10 +354,6 @@ def _median(values) -> float | None:
     return float(np.median(values)) if len(values) else None
 
 
-def _ratio(baseline_ms: float, stepped: dict | None) -> float | None:
-    return baseline_ms / stepped["p50"] if stepped else None
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -362,7 +373,7 @@ def print_run(name: str, res: dict) -> None:
             print(f"median per-stage ms, {kind} pushes: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
     print(f"baselines: preprocess the new frame, then {res['baseline_method']} (per model step)")
     cols = ["ratio", "stepped p50", "p99", "carried p50", "FPS", "acc", "decided",
-            *(f"{b} p50" for b in BASELINES), *(f"x{b.split('_')[-1]}" for b in BASELINES)]
+            *(f"{b} p50" for b in BASELINES), "paired push", *(f"x{b.split('_')[-1]}" for b in BASELINES)]
     widths = [max(6, len(c)) for c in cols]
     print(" | ".join(c.rjust(w) for c, w in zip(cols, widths)))
     print("-+-".join("-" * w for w in widths))
@@ -375,7 +386,7 @@ def print_run(name: str, res: dict) -> None:
                  f"{1e3 / per_frame:.0f}" if per_frame else "-", f"{res['accuracy'][r]:.2f}",
                  f"{res['decision']['by_ratio'][r]['decided']:.2f}",
                  *(f"{res['baselines_ms'][b][r]['p50']:.3f}" for b in BASELINES),
-                 *(f"{res['speedup'][b][r]:.1f}" if res["speedup"][b][r] else "-" for b in BASELINES)]
+                 f"{res['paired_push_ms'][r]['p50']:.3f}", *(f"{res['speedup'][b][r]:.1f}" for b in BASELINES)]
         print(" | ".join(c.rjust(w) for c, w in zip(cells, widths)))
     d = res["decision"]
     if d["median_ratio"] is None:

@@ -89,12 +89,13 @@ def test_smoke_json_has_an_entry_per_ratio_backend_and_baseline(smoke):
             assert 0.0 <= run["accuracy"][r] <= 1.0
             assert set(run["decision"]["by_ratio"][r]) == {"decided", "decided_right"}
         assert list(run["baselines_ms"]) == list(run["speedup"]) == BASELINES
+        assert list(run["paired_push_ms"]) == RATIOS and all(map(_is_stats, run["paired_push_ms"].values()))
         for b in BASELINES:
             assert list(run["baselines_ms"][b]) == list(run["speedup"][b]) == RATIOS
             for r in RATIOS:
                 entry = run["baselines_ms"][b][r]
                 assert _is_stats({k: entry[k] for k in ("p50", "p99", "n")}) and isinstance(entry["steps"], int)
-                assert run["speedup"][b][r] is None or run["speedup"][b][r] > 0
+                assert run["speedup"][b][r] == pytest.approx(entry["p50"] / run["paired_push_ms"][r]["p50"])
         assert set(run["stages_ms"]) == {"stepped", "carried"}
         assert set(run["stages_ms"]["stepped"]) == {"preprocess", "inference", "postprocess"}
         assert run["stages_ms"]["carried"]["inference"] < run["stages_ms"]["stepped"]["inference"]
