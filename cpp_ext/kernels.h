@@ -39,18 +39,21 @@ struct RecurrentLayerArgs {
   float* c_out;          // [B, H] new cell state (LSTM only); may be the same buffer as c
 };
 
-// out[r][n] = act(bias[n] + sum_k in[r][k] * w[k][n]) for r < rows, n < n_padded: a small dense
-// layer over a few rows (the pose encoder's 1x1 convolutions, its im2col'd joint-relation
-// convolutions and projection, a classifier). n_padded is a multiple of the table's lanes; w
-// ([k][n_padded]) and bias are zero beyond the real outputs, so padded outputs are act(0).
+// out[r][n] = act(base[r][n] + sum_k in[r][k] * w[k][n]) for r < rows, n < n_padded, where base is
+// bias[n], or out[r][n] itself with `accumulate` (a convolution tap added to the taps before):
+// a small dense layer over a few rows (the pose encoder's 1x1 convolutions over the joints, one
+// tap of its joint-relation convolutions over the positions, its projection, a classifier).
+// n_padded is a multiple of the table's lanes; w ([k][n_padded]) and bias are zero beyond the
+// real outputs, so padded outputs are act(0).
 struct DenseArgs {
   const float* in;  // rows x k, row stride in_stride
   int rows, k, in_stride;
   const float* w;     // [k][n_padded]
-  const float* bias;  // [n_padded]
+  const float* bias;  // [n_padded]; unused with accumulate
   int n_padded;
   float* out;  // rows x n_padded, row stride out_stride; never overlaps in
   int out_stride;
+  bool accumulate;
   bool relu;
 };
 

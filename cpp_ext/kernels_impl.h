@@ -273,36 +273,52 @@ void gru_panels(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
   }
 }
 
-// V output vectors of one row: their accumulators stay in registers over the whole k loop.
-template <int V>
-inline void dense_block(const DenseArgs& a, const float* in, float* out, int n0) {
-  vf acc[V];
-  for (int v = 0; v < V; ++v) acc[v] = load(a.bias + n0 + v * kLanes);
+// R rows x V output vectors: R*V independent accumulator chains stay in registers over the
+// whole k loop, and each weight vector loaded serves all R rows.
+template <int R, int V>
+inline void dense_block(const DenseArgs& a, int r0, int n0) {
+  vf acc[R][V];
+  const float* in[R];
+  for (int r = 0; r < R; ++r) {
+    in[r] = a.in + static_cast<std::ptrdiff_t>(r0 + r) * a.in_stride;
+    const float* base = a.accumulate ? a.out + static_cast<std::ptrdiff_t>(r0 + r) * a.out_stride : a.bias;
+    for (int v = 0; v < V; ++v) acc[r][v] = load(base + n0 + v * kLanes);
+  }
   const float* w = a.w + n0;
   for (int k = 0; k < a.k; ++k) {
-    const float s = in[k];
-    for (int v = 0; v < V; ++v) acc[v] += load(w + static_cast<std::ptrdiff_t>(k) * a.n_padded + v * kLanes) * s;
+    vf wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = load(w + static_cast<std::ptrdiff_t>(k) * a.n_padded + v * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const float s = in[r][k];
+      for (int v = 0; v < V; ++v) acc[r][v] += wv[v] * s;
+    }
   }
-  for (int v = 0; v < V; ++v) {
-    if (a.relu) acc[v] = acc[v] < splat(0.0f) ? splat(0.0f) : acc[v];  // NaN passes, as in torch.relu
-    store(out + n0 + v * kLanes, acc[v]);
+  for (int r = 0; r < R; ++r) {
+    float* out = a.out + static_cast<std::ptrdiff_t>(r0 + r) * a.out_stride + n0;
+    for (int v = 0; v < V; ++v) {
+      vf y = acc[r][v];
+      if (a.relu) y = y < splat(0.0f) ? splat(0.0f) : y;  // NaN passes, as in torch.relu
+      store(out + v * kLanes, y);
+    }
   }
 }
 
+// All output vectors of R rows: V = kDenseVectors / R at a time (one row gets them all), then
+// the remainder one vector at a time.
+constexpr int kDenseVectors = EDGEACT_MAX_ROWS * 2;  // accumulators: 8 AVX-512/NEON, 4 SSE2/AVX2
+template <int R>
+inline void dense_rows(const DenseArgs& a, int r0) {
+  constexpr int V = kDenseVectors / R;
+  int n0 = 0;
+  for (; n0 + V * kLanes <= a.n_padded; n0 += V * kLanes) dense_block<R, V>(a, r0, n0);
+  for (; n0 < a.n_padded; n0 += kLanes) dense_block<R, 1>(a, r0, n0);
+}
+
 void dense(const DenseArgs& a) {
-  constexpr int kBlock = 4;  // output vectors per pass; 4 rows of k reuse each input scalar
-  for (int r = 0; r < a.rows; ++r) {
-    const float* in = a.in + static_cast<std::ptrdiff_t>(r) * a.in_stride;
-    float* out = a.out + static_cast<std::ptrdiff_t>(r) * a.out_stride;
-    int n0 = 0;
-    for (; n0 + kBlock * kLanes <= a.n_padded; n0 += kBlock * kLanes) dense_block<kBlock>(a, in, out, n0);
-    switch ((a.n_padded - n0) / kLanes) {
-      case 3: dense_block<3>(a, in, out, n0); break;
-      case 2: dense_block<2>(a, in, out, n0); break;
-      case 1: dense_block<1>(a, in, out, n0); break;
-      default: break;
-    }
-  }
+  constexpr int kRows = EDGEACT_MAX_ROWS;
+  int r0 = 0;
+  for (; r0 + kRows <= a.rows; r0 += kRows) dense_rows<kRows>(a, r0);
+  for (; r0 < a.rows; ++r0) dense_rows<1>(a, r0);
 }
 
 void swap(float* __restrict a, float* __restrict b, std::size_t n) {

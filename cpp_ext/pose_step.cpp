@@ -5,8 +5,8 @@
 // A step through Python and ONNX Runtime costs tens of small calls for a few hundred thousand
 // multiply-adds; here it is one validated call with the GIL released. The dense parts run on the
 // ISA-dispatched `dense` kernel (kernels.h): 1x1 convolutions as dense layers over the joints,
-// the relation convolutions as dense layers over an im2col of their input, then the projection
-// and the classifier. The recurrent stack is a _C.LSTM/_C.GRU object driven through
+// each tap of the relation convolutions as a dense layer over the positions it reaches (the
+// taps summed in place), then the projection and the classifier. The recurrent stack is a _C.LSTM/_C.GRU object driven through
 // RecurrentView. Everything but the recurrent kernel runs on the calling thread, in a fixed
 // order, so the result does not depend on the thread count.
 #include "pose_step.h"
@@ -87,25 +87,31 @@ struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
 };
 
-// A dense layer packed for the `dense` kernel: w [k][n_padded], bias [n_padded], zero-padded.
+// A dense layer packed for the `dense` kernel: per tap w [k][n_padded], bias [n_padded],
+// zero-padded. k is the input channels; a convolution has `taps` such matrices.
 struct Dense {
-  int k = 0, n = 0, n_padded = 0;
+  int k = 0, n = 0, n_padded = 0, taps = 1;
   std::vector<float> w, bias;
+  const float* tap(int t) const { return w.data() + static_cast<std::size_t>(t) * k * n_padded; }
 };
 
 int padded(int n, int lanes) { return (n + lanes - 1) / lanes * lanes; }
 
-// weight [n][k][taps] (taps = 1: a 1x1 convolution or a linear layer). Row k*taps + tap of the
-// packed matrix multiplies im2col column (input channel k, tap).
+// weight [n][k][taps] (taps = 1: a 1x1 convolution or a linear layer).
 Dense pack_dense(const FloatArray& weight, const FloatArray& bias, int taps, int lanes) {
   Dense d;
   d.n = static_cast<int>(weight.shape[0]);
-  d.k = static_cast<int>(weight.shape[1]) * taps;
+  d.k = static_cast<int>(weight.shape[1]);
+  d.taps = taps;
   d.n_padded = padded(d.n, lanes);
-  d.w.assign(static_cast<std::size_t>(d.k) * d.n_padded, 0.0f);
+  d.w.assign(static_cast<std::size_t>(taps) * d.k * d.n_padded, 0.0f);
   d.bias.assign(static_cast<std::size_t>(d.n_padded), 0.0f);
   for (int o = 0; o < d.n; ++o) {
-    for (int k = 0; k < d.k; ++k) d.w[static_cast<std::size_t>(k) * d.n_padded + o] = weight.data[o * d.k + k];
+    for (int k = 0; k < d.k; ++k) {
+      for (int t = 0; t < taps; ++t) {
+        d.w[(static_cast<std::size_t>(t) * d.k + k) * d.n_padded + o] = weight.data[(o * d.k + k) * taps + t];
+      }
+    }
     d.bias[o] = bias.data[o];
   }
   return d;
@@ -203,7 +209,6 @@ class PoseStep {
                    l == 0 ? "The first layer's channels are the joints." : "");
       expect_shape(rb[l], {rw[l].shape[0]}, "(out_channels,)");
       relation_layers_.push_back(pack_dense(rw[l], rb[l], static_cast<int>(taps), lanes));
-      relation_taps_.push_back(static_cast<int>(taps));
       width = static_cast<int>(rw[l].shape[0]);
     }
     relation_channels_ = width;
@@ -320,7 +325,7 @@ class PoseStep {
 
   // Scratch for one step; sized on first use for the widest layer.
   struct Scratch {
-    std::vector<float> joints, centre, scale, count, cosine, sine, placement, x, a, b, col, project_in, project_out,
+    std::vector<float> joints, centre, scale, count, cosine, sine, placement, x, a, b, positions, project_in, project_out,
         features, logits;
   };
 
@@ -344,9 +349,7 @@ class PoseStep {
     s.x.resize(static_cast<std::size_t>(J) * F);
     s.a.resize(static_cast<std::size_t>(rows) * widest);
     s.b.resize(static_cast<std::size_t>(rows) * widest);
-    int widest_col = 0;
-    for (const Dense& d : relation_layers_) widest_col = std::max(widest_col, d.k);
-    s.col.resize(static_cast<std::size_t>(L) * widest_col);
+    s.positions.resize(static_cast<std::size_t>(L) * J);
     const int project_k = project_.k;
     s.project_in.resize(static_cast<std::size_t>(P) * project_k);
     s.project_out.resize(static_cast<std::size_t>(P) * project_.n_padded);
@@ -393,17 +396,20 @@ class PoseStep {
     }
   }
 
-  void dense(const float* in, int rows, int in_stride, const Dense& d, float* out, bool relu) const {
+  // out (rows x d.n_padded) = act(bias + in (rows x d.k) . tap 0), or += in . tap `tap`.
+  void dense(const float* in, int rows, int in_stride, const Dense& d, float* out, bool relu, int tap = 0,
+             bool accumulate = false) const {
     DenseArgs args;
     args.in = in;
     args.rows = rows;
     args.k = d.k;
     args.in_stride = in_stride;
-    args.w = d.w.data();
+    args.w = d.tap(tap);
     args.bias = d.bias.data();
     args.n_padded = d.n_padded;
     args.out = out;
     args.out_stride = d.n_padded;
+    args.accumulate = accumulate;
     args.relu = relu;
     kernels_->dense(args);
   }
@@ -536,32 +542,38 @@ class PoseStep {
       in_stride = d.n_padded;
       which ^= 1;
     }
-    // Relation layer l reads channel i at position t from in: layer 0 [joint i][channel t] (the
-    // joint convs' rows), later layers [t][i] (the previous relation layer's rows).
-    int channel_stride = in_stride, position_stride = 1, channels = J;
-    for (std::size_t l = 0; l < relation_layers_.size(); ++l) {
-      const Dense& d = relation_layers_[l];
-      const int taps = relation_taps_[l], pad = taps / 2;
-      for (int t = 0; t < L; ++t) {
-        float* col = s.col.data() + static_cast<std::size_t>(t) * d.k;
-        for (int i = 0; i < channels; ++i) {
-          for (int k = 0; k < taps; ++k) {
-            const int at = t + k - pad;
-            col[i * taps + k] = at >= 0 && at < L ? in[i * channel_stride + at * position_stride] : 0.0f;
-          }
+    // The relation convolutions run over positions (the joint channels) with the joints as
+    // channels: rows [position][joint] first, then each layer's rows [position][channel].
+    for (int t = 0; t < L; ++t) {
+      for (int j = 0; j < J; ++j) s.positions[static_cast<std::size_t>(t) * J + j] = in[j * in_stride + t];
+    }
+    in = s.positions.data();
+    in_stride = J;
+    for (const Dense& d : relation_layers_) {
+      float* out = buffers[which];
+      const int pad = d.taps / 2;
+      // Output row t gets tap k of input row t + k - pad where that row exists (zero padding):
+      // the centre tap covers every row and adds the bias, the others add to it.
+      dense(in, L, in_stride, d, out, d.taps == 1, pad);
+      for (int k = 0; k < d.taps; ++k) {
+        const int shift = k - pad, first = std::max(0, -shift), end = std::min(L, L - shift);
+        if (k == pad || first >= end) continue;
+        dense(in + static_cast<std::ptrdiff_t>(first + shift) * in_stride, end - first, in_stride, d,
+              out + static_cast<std::ptrdiff_t>(first) * d.n_padded, false, k, true);
+      }
+      if (d.taps > 1) {
+        for (std::size_t i = 0; i < static_cast<std::size_t>(L) * d.n_padded; ++i) {
+          out[i] = out[i] < 0.0f ? 0.0f : out[i];  // NaN passes, as in torch.relu
         }
       }
-      dense(s.col.data(), L, d.k, d, buffers[which], true);  // rows: positions
-      in = buffers[which];
-      channel_stride = 1;
-      position_stride = d.n_padded;
-      channels = d.n;
+      in = out;
+      in_stride = d.n_padded;
       which ^= 1;
     }
     // Flatten as torch does, channel-major: [o * L + t], then placement and motion.
     float* v = s.project_in.data() + static_cast<std::size_t>(p) * project_.k;
     for (int o = 0; o < relation_channels_; ++o) {
-      for (int t = 0; t < L; ++t) v[o * L + t] = in[t * position_stride + o];
+      for (int t = 0; t < L; ++t) v[o * L + t] = in[t * in_stride + o];
     }
     float* extra = v + relation_channels_ * L;
     if (people_ > 1) {
@@ -601,7 +613,6 @@ class PoseStep {
   bool velocity_ = false;
   const KernelTable* kernels_ = nullptr;
   std::vector<Dense> joint_layers_, relation_layers_;
-  std::vector<int> relation_taps_;
   int length_ = 0, relation_channels_ = 0, extra_ = 0, dim_ = 0;
   Dense project_, classifier_;
   RecurrentView head_;
