@@ -61,7 +61,7 @@ def smoke(strided, synth_dir, tmp_path_factory):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--smoke", "--model", str(strided["pose"]["onnx"]),
          "--model", str(strided["pose"]["pt"]), "--model", str(strided["rgb"]["onnx"]), "--backend", "all",
-         "--data", str(synth_dir), "--input-size", "320x240", "--json", str(out / "fps.json"),
+         "--data", str(synth_dir), "--input-size", "320x240", "--clock", "cpu", "--json", str(out / "fps.json"),
          "--plot", str(out / "fps.png")],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -75,6 +75,7 @@ def _is_stats(entry) -> bool:
 
 def test_smoke_json_has_an_entry_per_ratio_backend_and_baseline(smoke):
     stdout, doc, png = smoke
+    assert doc["clock"] == "cpu" and "timing: cpu clock" in stdout
     assert doc["smoke"] is True and doc["ratios"] == [float(r) for r in RATIOS] and doc["baselines"] == BASELINES
     assert isinstance(doc["machine"], str) and doc["machine"]
     assert list(doc["runs"]) == ["pose.onnx [onnxruntime]", "pose.onnx [native]", "pose.pt [torch]",
