@@ -37,11 +37,12 @@ the r-th tenth of each clip) the script reports:
 
 Then, per run: per-stage medians (stepped and carried pushes apart), time to decision (median
 fraction of the clip, frames, camera seconds at the clip's fps, and compute ms pushed until
-then), SDK overhead (a stepped push() end to end vs the bare runner call ``Runner.step`` on
-the same preprocessed input, at the model's own input size and with a 1920x1080 frame, frame
-models only for the latter; ``Runner.step`` validates its arrays and allocates the next state,
-which push()'s state pool does not, so the runtime call as push() makes it, its inference
-stage, is reported beside it), multi-stream throughput with ``push_many``, and peak RSS.
+then), SDK overhead, multi-stream throughput with ``push_many`` (whole stride cycles timed),
+and peak RSS. SDK overhead is a stepped push() end to end vs the bare runner call
+``Runner.step`` on the same preprocessed input, at the model's own input size and with a
+1920x1080 frame (frame models only). ``Runner.step`` validates its arrays and allocates the
+next state, which push()'s state pool does not, so the runtime call as push() makes it, its
+inference stage (wall clock, as the Predictor measures it), is reported beside them.
 
 ``--input-size WxH`` turns the dataset's frames into camera frames of that size before each
 push (outside the timing): stretched for a model that stretches (``resize: stretch``),
@@ -407,8 +408,8 @@ def print_run(name: str, res: dict) -> None:
     for size, o in res["sdk_overhead"].items():
         if o:
             print(f"SDK overhead ({size}, {o['input']}): stepped push {o['push_ms']:.3f} ms vs Runner.step "
-                  f"{o['runner_step_ms']:.3f} ms = {o['ratio']:.2f}x (the runtime call inside push: "
-                  f"{o['inference_stage_ms']:.3f} ms)")
+                  f"{o['runner_step_ms']:.3f} ms = {o['ratio']:.2f}x (the runtime call inside push, wall "
+                  f"clock: {o['inference_stage_ms']:.3f} ms)")
     for n, m in res["multistream"].items():
         print(f"push_many {n:>3} streams: {m['ms_per_call_mean']:.3f} ms per call (mean of {m['calls']}), "
               f"{m['frames_per_s']:.0f} frames/s")

@@ -107,7 +107,7 @@ def test_smoke_json_has_an_entry_per_ratio_backend_and_baseline(smoke):
         assert set(run["sdk_overhead"]) == {"model_size", "1920x1080"}
         assert (run["sdk_overhead"]["1920x1080"] is not None) == frames_model
         for entry in filter(None, run["sdk_overhead"].values()):
-            assert entry["runner_step_ms"] > 0 and 0 < entry["inference_stage_ms"] < entry["push_ms"]
+            assert entry["push_ms"] > 0 and entry["runner_step_ms"] > 0 and entry["inference_stage_ms"] > 0
             assert entry["ratio"] == pytest.approx(entry["push_ms"] / entry["runner_step_ms"])
         assert list(run["multistream"]) == ["1"] and run["multistream"]["1"]["calls"] % STRIDE == 0
         assert run["multistream"]["1"]["frames_per_s"] > 0
