@@ -420,7 +420,7 @@ def _ms(stats: dict | None, key: str) -> str:
     return f"{stats[key]:.3f}" if stats else "-"
 
 
-def plot(runs: dict, path: str) -> None:
+def plot(runs: dict, path: str, clock: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,7 +437,7 @@ def plot(runs: dict, path: str) -> None:
         for values, style in zip(lines, series.values()):
             lat_ax.plot(RATIOS, values, style, color=colour, ms=3)
         acc_ax.plot(RATIOS, [res["accuracy"][r] for r in RATIOS], "-o", color=colour, ms=3, label=name)
-    lat_ax.set(yscale="log", xlabel="observation ratio", ylabel="ms per model step (p50)",
+    lat_ax.set(yscale="log", xlabel="observation ratio", ylabel=f"ms per model step (p50, {clock} clock)",
                title="streaming push vs recompute baselines")
     acc_ax.set(xlabel="observation ratio", ylabel="top-1 accuracy", ylim=(0, 1.02), title="accuracy at ratio")
     lat_ax.legend([Line2D([], [], color="k", linestyle=style[:2].rstrip("o")) for style in series.values()],
@@ -521,7 +521,7 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
     if args.plot:
-        plot(results["runs"], args.plot)
+        plot(results["runs"], args.plot, args.clock)
         print(f"wrote {args.plot}")
     if tmp:
         tmp.cleanup()
