@@ -122,10 +122,15 @@ def clip_inputs(p: Predictor, clip, size: tuple[int, int] | None = None):
     """(frame, keypoints) per frame of ``clip``, as push() takes them; frames made lazily."""
     frames = clip.frames() if p.spec.frames else None
     kps = clip.noisy_keypoints if p.spec.keypoints else None
-    resize = p.spec.frames.resize if p.spec.frames else "stretch"
     for t in range(clip.num_frames):
-        yield (camera_frame(frames[t], size, resize) if frames is not None else None,
-               kps[t] if kps is not None else None)
+        yield at_size(p, (frames[t] if frames is not None else None, kps[t] if kps is not None else None), size)
+
+
+def at_size(p: Predictor, item: tuple, size: tuple[int, int] | None) -> tuple:
+    """A (frame, keypoints) item with its frame as a camera of ``size`` gives it. Kept at the
+    dataset's size until used, so that a few 1080p frames at a time are in memory (peak RSS)."""
+    frame, kp = item
+    return (camera_frame(frame, size, p.spec.frames.resize) if frame is not None else None), kp
 
 
 def model_input(p: Predictor, frame: np.ndarray | None, kp: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -237,12 +242,12 @@ def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) ->
     steps = model_inputs(p, clip, size)
     seen = {r: -(-observation_cutoff(clip.num_frames, r) // stride) for r in RATIOS}  # steps run by r
     newest = {(n - 1) * stride for n in seen.values()}
-    raw = {t: item for t, item in enumerate(clip_inputs(p, clip, size)) if t in newest}  # the camera frames
+    raw = {t: item for t, item in enumerate(clip_inputs(p, clip)) if t in newest}  # made camera frames when used
     recompute(steps[: WINDOWS[0]])  # warm-up
     out, pushes = {name: {} for name in BASELINES}, {}
     for r in RATIOS:
         done = steps[: seen[r]]
-        frame, kp = raw[(seen[r] - 1) * stride]
+        frame, kp = at_size(p, raw[(seen[r] - 1) * stride], size)
         windows = {**{f"window_{w}": done[-w:] for w in WINDOWS}, "prefix": done}
         times = {name: [] for name in ("push", *windows)}
         for _ in range(repeats):
@@ -273,13 +278,13 @@ def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
     out = {"model_size": None, "1920x1080": None}
     stride = p.spec.stride
     for name, size in sizes.items():
-        items = list(itertools.islice(clip_inputs(p, clip, size), stride * 4))
-        steps = [model_input(p, *items[t]) for t in range(0, len(items), stride)]  # what the pushes step on
+        items = list(itertools.islice(clip_inputs(p, clip), stride * 4))
+        steps = [model_input(p, *at_size(p, items[t], size)) for t in range(0, len(items), stride)]  # as pushed
         state = p.runner.init_state(1)
         push_ms, inference_ms, bare_ms = [], [], []
         for n in range(stepped_pushes + 2):  # the first two: warm-up
             for t in range(n * stride, (n + 1) * stride):
-                frame, kp = items[t % len(items)]
+                frame, kp = at_size(p, items[t % len(items)], size)
                 start = now()
                 pred = p.push(frame, keypoints=kp, stream="overhead")
                 took = (now() - start) * 1e3
@@ -300,12 +305,12 @@ def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
 def multistream(p: Predictor, clip, counts: list[int], calls: int, size: tuple[int, int] | None) -> dict:
     """push_many of n streams in step (all step on the same calls): whole stride cycles timed."""
     stride = p.spec.stride
-    items = list(itertools.islice(clip_inputs(p, clip, size), 4 * stride))
+    items = list(itertools.islice(clip_inputs(p, clip), 4 * stride))
     calls = -(-calls // stride) * stride
     out = {}
     for n in counts:
         def payload(t):
-            frame, kp = items[t % len(items)]
+            frame, kp = at_size(p, items[t % len(items)], size)
             return {s: {"frame": frame, "keypoints": kp} for s in range(n)}
         for t in range(stride):  # warm-up: one cycle
             p.push_many(payload(t))
