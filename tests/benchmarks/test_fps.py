@@ -109,6 +109,7 @@ def test_smoke_json_has_an_entry_per_ratio_backend_and_baseline(smoke):
         for entry in filter(None, run["sdk_overhead"].values()):
             assert entry["push_ms"] > 0 and entry["runner_step_ms"] > 0 and entry["inference_stage_ms"] > 0
             assert entry["ratio"] == pytest.approx(entry["push_ms"] / entry["runner_step_ms"])
+            assert entry["runner_step_ms"] == run["sdk_overhead"]["model_size"]["runner_step_ms"]  # size-free
         assert list(run["multistream"]) == ["1"] and run["multistream"]["1"]["calls"] % STRIDE == 0
         assert run["multistream"]["1"]["frames_per_s"] > 0
         assert run["peak_rss_mb"] > 10
