@@ -27,11 +27,12 @@ the r-th tenth of each clip) the script reports:
   over a window: a .pt (torch) runs the model's offline forward over it in one batched call,
   as those demos do; an exported graph (.onnx, .engine) has only the step form, so a fresh
   zero state is stepped over the window with ``Runner.step`` (one runtime call per input).
-  Each repeat also pushes that same frame for two stride cycles on a stream of its own and
-  times the second cycle's stepped push (the "paired push" column: interleaved with the
-  baselines, so that load drift hits both alike; the first cycle warms the caches the
-  baselines used). The "x" columns are baseline p50 / paired push p50; on a quiet machine the
-  paired push matches the stepped column. With the same step graph on both sides,
+  Right before each ratio's baselines, that same frame is pushed for ``--repeats`` stride
+  cycles on a stream of its own (after one cycle of warm-up) and its stepped pushes timed: the
+  "paired push" column, measured within a fraction of a second of the baselines so that load
+  drift hits both alike (timed between the baselines' repeats, it ran with their cold caches,
+  up to 30% slower). The "x" columns are baseline p50 / paired push p50; on a quiet machine
+  the paired push matches the stepped column. With the same step graph on both sides,
   a window of W costs about W model steps, so x_W stays near W x (step / push): below W
   wherever push() costs more than the bare step.
 
@@ -235,8 +236,8 @@ class Recompute:
 
 def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) -> tuple[dict, dict, str]:
     """Per baseline, per ratio: ms to preprocess the newest frame and recompute the model over the
-    window, at the last model step of that ratio's frames of ``clip``; and, interleaved with
-    them (so that load drift hits both alike), stepped push() of that frame on a stream of its own."""
+    window, at the last model step of that ratio's frames of ``clip``; and, just before them (so
+    that load drift hits both alike), stepped push() of that frame on a stream of its own."""
     recompute = Recompute(p.runner)
     stride = p.spec.stride
     steps = model_inputs(p, clip, size)
@@ -250,13 +251,13 @@ def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) ->
         frame, kp = at_size(p, raw[(seen[r] - 1) * stride], size)
         windows = {**{f"window_{w}": done[-w:] for w in WINDOWS}, "prefix": done}
         times = {name: [] for name in ("push", *windows)}
+        for t in range((repeats + 1) * stride):  # the first stride cycle warms up
+            start = now()
+            pred = p.push(frame, keypoints=kp, stream="paired")
+            took = (now() - start) * 1e3
+            if pred.stepped and t >= stride:
+                times["push"].append(took)
         for _ in range(repeats):
-            for t in range(2 * stride):  # two stride cycles; the second one's stepped push is timed
-                start = now()  # (the first warms the caches the baselines used)
-                pred = p.push(frame, keypoints=kp, stream="paired")
-                took = (now() - start) * 1e3
-                if pred.stepped and t >= stride:
-                    times["push"].append(took)
             for name, window in windows.items():
                 start = now()
                 model_input(p, frame, kp)  # a recomputing server preprocesses each new frame once too
