@@ -13,6 +13,21 @@ difference of ``resize_frame`` in uint8 units on a natural-like frame (``natural
 1/f texture, hard-edged shapes, sensor noise) and on uniform noise (the worst case for any
 change of filter), and the max absolute difference after normalisation (natural frame), in
 the model's input units. Prints a markdown table; ``--json`` also writes every number.
+
+With ``--model M --data D`` it measures instead what the interpolation does to a trained
+frame model (weights and graph unchanged, only the spec's interpolation swapped):
+
+    python benchmarks/preprocess.py --model student.pt --data DATASET [--split test]
+                                    [--clips 48] [--upscale 1920x1080] [--json out.json]
+
+1. accuracy per observation ratio on the split at the dataset's own frame size, as ``edgeact
+   eval`` steps it (edgeact.evaluation.evaluate_stream), with "area" and with "area_fast", and
+   whether the two runs' logits are identical;
+2. the first ``--clips`` clips of the split, every sampled frame upscaled to ``--upscale``
+   (INTER_CUBIC, as a camera at that resolution would see the scene), stepped through both:
+   accuracy per ratio each way and the top-1 agreement between them per ratio. For scale, the
+   model's own sensitivity: the top-1 agreement of "area" with "area" on the same clips upscaled
+   by INTER_LINEAR instead (another camera, as imperceptibly different).
 """
 
 from __future__ import annotations
@@ -27,7 +42,7 @@ import cv2
 import numpy as np
 
 from edgeact.preprocess import preprocess_frame, resize_frame
-from edgeact.spec import FrameSpec
+from edgeact.spec import FRAME_INTERPOLATIONS, FRAMES, FrameSpec
 
 INPUTS = ("340x256", "640x480", "1280x720", "1920x1080")
 MODELS = (64, 96, 112, 224)
@@ -101,6 +116,91 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+class _Respecified:
+    """A Runner whose spec declares another frame interpolation; the weights and graph are the same."""
+
+    def __init__(self, runner, interpolation: str):
+        from dataclasses import replace
+
+        self.runner = runner
+        self.spec = replace(runner.spec, frames=replace(runner.spec.frames, interpolation=interpolation))
+
+    def init_state(self, batch: int = 1):
+        return self.runner.init_state(batch)
+
+    def step(self, inputs, state):
+        return self.runner.step(inputs, state)
+
+
+def model_agreement(model: Path, data: Path, split: str, clips: int, upscale: tuple[int, int]) -> dict:
+    from edgeact.backends import load_backend
+    from edgeact.data import open_dataset
+    from edgeact.data.clip_store import ClipStore
+    from edgeact.data.sampling import Sampling, sample_indices
+    from edgeact.evaluation import RATIOS, cutoff_steps, evaluate_stream
+
+    runner = load_backend(model)
+    try:
+        spec = runner.spec
+        if spec.frames is None or spec.keypoints is not None:
+            raise SystemExit(f"{model}: --model must take frames only (it takes {', '.join(spec.input_names)}).")
+        variants = {name: _Respecified(runner, name) for name in FRAME_INTERPOLATIONS}
+        dataset = open_dataset(data)
+        split_clips = dataset.split(split)
+        sampling = Sampling(stride=spec.stride)
+        native = {}
+        for name, variant in variants.items():
+            result = evaluate_stream(variant, ClipStore(split_clips), list(spec.classes), sampling)
+            native[name] = {"accuracy": result.metrics()["accuracy"], "logits": result.logits}
+        identical = bool(np.array_equal(native["area"]["logits"], native["area_fast"]["logits"]))
+
+        width, height = upscale
+        chosen = split_clips[:clips]
+        runs = {"area": (variants["area"], cv2.INTER_CUBIC), "area_fast": (variants["area_fast"], cv2.INTER_CUBIC),
+                "area, linear camera": (variants["area"], cv2.INTER_LINEAR)}
+        predictions = {name: np.zeros((len(chosen), len(RATIOS)), np.int64) for name in runs}
+        for c, clip in enumerate(chosen):
+            indices = sample_indices(clip.num_frames, sampling)
+            frames = clip.frames()[indices]
+            cuts = cutoff_steps(len(indices)) - 1
+            for name, (variant, camera_interpolation) in runs.items():
+                state = variant.init_state(1)
+                for t, frame in enumerate(frames):
+                    camera = cv2.resize(frame, (width, height), interpolation=camera_interpolation)
+                    logits, state = variant.step({FRAMES: preprocess_frame(camera, variant.spec.frames)[None]}, state)
+                    predictions[name][c, cuts == t] = int(np.argmax(logits[0]))
+        labels = np.array([clip.label for clip in chosen])
+        area = predictions["area"]
+        return {
+            "model": str(model), "data": str(data), "split": split, "model_size": list(spec.frames.size),
+            "frame_size": list(split_clips[0].frames()[0].shape[:2]), "ratios": list(RATIOS),
+            "native": {"num_clips": len(split_clips), "identical_logits": identical,
+                       **{name: native[name]["accuracy"] for name in variants}},
+            "upscaled": {"size": f"{width}x{height}", "num_clips": len(chosen),
+                         **{name: (predictions[name] == labels[:, None]).mean(0).tolist() for name in variants},
+                         "agreement": (area == predictions["area_fast"]).mean(0).tolist(),
+                         "baseline_agreement": (area == predictions["area, linear camera"]).mean(0).tolist()},
+        }
+    finally:
+        runner.close()
+
+
+def agreement_table(r: dict) -> str:
+    native, up = r["native"], r["upscaled"]
+    lines = [f"model {r['model']} ({r['model_size'][0]}x{r['model_size'][1]}), {r['split']} split of {r['data']}: "
+             f"{native['num_clips']} clips at {r['frame_size'][1]}x{r['frame_size'][0]} (logits identical both ways: "
+             f"{'yes' if native['identical_logits'] else 'no'}); {up['num_clips']} clips upscaled to {up['size']}",
+             "",
+             "| ratio | native: area | native: area_fast | upscaled: area | upscaled: area_fast | "
+             "upscaled: top-1 agreement | baseline: area, linear camera |",
+             "|---|---|---|---|---|---|---|"]
+    columns = (native["area"], native["area_fast"], up["area"], up["area_fast"], up["agreement"], up["baseline_agreement"])
+    for i, ratio in enumerate(r["ratios"]):
+        lines.append(f"| {ratio:.1f} | " + " | ".join(f"{c[i]:.4f}" for c in columns) + " |")
+    lines.append("| mean (AUC) | " + " | ".join(f"{sum(c) / len(c):.4f}" for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), help="input frame sizes, WxH")
@@ -108,11 +208,26 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", default=["stretch", "crop"], choices=["stretch", "crop"])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--model", type=Path, help="a trained frame model: measure accuracy both ways instead")
+    parser.add_argument("--data", type=Path, help="with --model: its dataset")
+    parser.add_argument("--split", default="test", help="with --model: the split (default: test)")
+    parser.add_argument("--clips", type=int, default=48, help="with --model: clips to upscale (default: 48)")
+    parser.add_argument("--upscale", default="1920x1080", help="with --model: camera size WxH (default: 1920x1080)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine_info import cpu_name
 
     cv2.setNumThreads(1)
+    if args.model:
+        if not args.data:
+            parser.error("--model needs --data")
+        upscale = tuple(int(v) for v in args.upscale.lower().split("x"))
+        result = model_agreement(args.model, args.data, args.split, args.clips, upscale)
+        print(agreement_table(result))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+            print(f"wrote {args.json}")
+        return 0
     rows = []
     for size in args.inputs:
         width, height = (int(v) for v in size.lower().split("x"))

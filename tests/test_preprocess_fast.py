@@ -190,3 +190,28 @@ def test_frame_size_and_layout_may_change_mid_stream(tiny_artifacts):
         check.update(t, "logits", exact[t], reference.push(frame).logits, candidate.push(frame).logits)
     assert check.ok, check.summary()
     assert candidate.push(natural).frames_seen == len(frames) + 1
+
+
+# ---------------------------------------------------------------------- benchmarks/preprocess.py
+def test_benchmark_reports_times_and_differences(tmp_path, capsys):
+    from benchmarks.preprocess import main
+
+    assert main(["--inputs", "256x192", "--models", "32", "--modes", "crop", "--repeats", "3",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert row["area_ms"] > 0 and row["area_fast_ms"] > 0
+    assert 0 < row["natural_mean"] <= row["natural_max"]  # 192 halved to 96, then INTER_AREA to 32: close, not equal
+    assert "| 256x192 | 32 | crop |" in capsys.readouterr().out
+
+
+def test_benchmark_measures_a_model_both_ways(tiny_artifacts, synth_dir, tmp_path):
+    from benchmarks.preprocess import main
+
+    assert main(["--model", str(tiny_artifacts["rgb"]["onnx"]), "--data", str(synth_dir), "--clips", "2",
+                 "--upscale", "640x480", "--json", str(tmp_path / "m.json")]) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["native"]["identical_logits"]  # 64 px clips, a 96 px model: enlarging, the same path
+    assert result["native"]["area"] == result["native"]["area_fast"]
+    up = result["upscaled"]
+    assert up["num_clips"] == 2 and len(up["agreement"]) == len(result["ratios"]) == 10
+    assert all(0.0 <= v <= 1.0 for key in ("area", "area_fast", "agreement", "baseline_agreement") for v in up[key])
