@@ -272,10 +272,10 @@ def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) ->
 
 def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
     """Stepped push() end to end vs Runner.step on the same preprocessed input: at the model's
-    input size and, for a frame model, with 1920x1080 frames. One loop interleaves them (a
-    stride cycle of pushes at each size, Runner.step right after the model-size cycle, whose
-    warm caches it shares) so that load drift hits all alike; the runtime call is the same
-    whatever the camera's size, so both sizes divide by it."""
+    input size, pushes interleaved with Runner.step (a stride cycle, then one step) so that load
+    drift hits both alike; then, for a frame model, pushes of 1920x1080 frames. The runtime call
+    is the same whatever the camera's size, so both divide by the one Runner.step timed warm
+    (timed between 1080p pushes, whose frames flush the caches, it ran up to 2x slower)."""
     sizes = {"model_size": p.spec.frames.size[::-1] if p.spec.frames else None}
     if p.spec.frames:
         sizes["1920x1080"] = FULL_HD
@@ -283,28 +283,26 @@ def sdk_overhead(p: Predictor, clip, stepped_pushes: int) -> dict:
     items = list(itertools.islice(clip_inputs(p, clip), stride * 4))
     steps = [model_input(p, *at_size(p, items[t], sizes["model_size"])) for t in range(0, len(items), stride)]
     state = p.runner.init_state(1)
-    push_ms, inference_ms, bare_ms = {name: [] for name in sizes}, {name: [] for name in sizes}, []
-    for n in range(stepped_pushes + 2):  # the first two: warm-up
-        for name, size in sizes.items():
+    out, bare_ms = {"model_size": None, "1920x1080": None}, []
+    for name, size in sizes.items():
+        push_ms, inference_ms = [], []
+        for n in range(stepped_pushes + 2):  # the first two: warm-up
             for t in range(n * stride, (n + 1) * stride):
                 frame, kp = at_size(p, items[t % len(items)], size)
                 start = now()
-                pred = p.push(frame, keypoints=kp, stream=f"overhead {name}")
+                pred = p.push(frame, keypoints=kp, stream="overhead")
                 took = (now() - start) * 1e3
                 if pred.stepped:
-                    push_ms[name].append(took)
-                    inference_ms[name].append(pred.timings_ms["inference"])
+                    push_ms.append(took)
+                    inference_ms.append(pred.timings_ms["inference"])
             if name == "model_size":
                 start = now()
                 _, state = p.runner.step(steps[n % len(steps)], state)
                 bare_ms.append((now() - start) * 1e3)
-    bare = float(np.median(bare_ms[2:]))
-    out = {"model_size": None, "1920x1080": None}
-    for name, size in sizes.items():
-        p.close_stream(f"overhead {name}")
-        push = float(np.median(push_ms[name][2:]))
+        p.close_stream("overhead")
+        push, bare = float(np.median(push_ms[2:])), float(np.median(bare_ms[2:]))
         out[name] = {"input": "x".join(map(str, size)) if size else "keypoints", "push_ms": push,
-                     "inference_stage_ms": float(np.median(inference_ms[name][2:])), "runner_step_ms": bare,
+                     "inference_stage_ms": float(np.median(inference_ms[2:])), "runner_step_ms": bare,
                      "ratio": push / bare}
     return out
 
