@@ -46,7 +46,8 @@ def test_real_skeleton_sets_match_their_readme(name):
 
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-REAL_CONFIGS = {"nwucla.yaml": "nwucla.npz", "penn_action.yaml": "penn_action.npz", "sbu.yaml": "sbu_interaction.npz"}
+REAL_CONFIGS = {"nwucla.yaml": "nwucla.npz", "penn_action.yaml": "penn_action.npz", "sbu.yaml": "sbu_interaction.npz",
+                "sbu_kd.yaml": "sbu_interaction.npz"}
 
 
 def _side_free(name: str) -> str:
