@@ -55,8 +55,9 @@ comparable with each other. ``--clock cpu`` times with this process's CPU time i
 wall clock: on a shared machine a long measurement (a window of 16 steps) is preempted more
 often than a short one (a push), which inflates the baselines; CPU time does not count the
 waiting. It fits CPU runtimes only (a GPU step waits without CPU time), and the per-stage
-medians stay wall clock (the Predictor measures them). ``--smoke`` is a tiny run (2 clips, few repeats) that checks the
-script and its JSON, not the timings.
+medians stay wall clock (the Predictor measures them). Every runtime gets ``--threads`` threads
+(default 1). ``--smoke`` is a tiny run (2 clips, few repeats) that checks the script and its
+JSON, not the timings. docs/benchmarks.md shows the output and what it measured.
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ class Recompute:
         with torch.inference_mode():
             batch = {k: torch.from_numpy(np.concatenate([w[k] for w in window])[None]).to(device) for k in window[0]}
             self.offline.forward_offline(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # done, not just queued (push() waits for its logits too)
 
 
 def baselines(p: Predictor, clip, repeats: int, size: tuple[int, int] | None) -> tuple[dict, dict, str]:
