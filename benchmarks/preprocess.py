@@ -194,7 +194,8 @@ def agreement_table(r: dict) -> str:
              "| ratio | native: area | native: area_fast | upscaled: area | upscaled: area_fast | "
              "upscaled: top-1 agreement | baseline: area, linear camera |",
              "|---|---|---|---|---|---|---|"]
-    columns = (native["area"], native["area_fast"], up["area"], up["area_fast"], up["agreement"], up["baseline_agreement"])
+    columns = (native["area"], native["area_fast"], up["area"], up["area_fast"], up["agreement"],
+               up["baseline_agreement"])
     for i, ratio in enumerate(r["ratios"]):
         lines.append(f"| {ratio:.1f} | " + " | ".join(f"{c[i]:.4f}" for c in columns) + " |")
     lines.append("| mean (AUC) | " + " | ".join(f"{sum(c) / len(c):.4f}" for c in columns) + " |")
