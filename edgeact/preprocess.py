@@ -125,6 +125,13 @@ def preprocess_keypoints(keypoints: object, spec: KeypointSpec) -> np.ndarray:
     array is one person.
     """
     d = spec.dims
+    if (type(keypoints) is np.ndarray and keypoints.dtype == np.float32
+            and keypoints.shape == (spec.people, spec.joints, d + 1) and np.isfinite(keypoints).all()):
+        # The common input (a pose estimator's float32 output at the model's size, every value
+        # finite): nothing to convert, check, select or pad; two numpy passes instead of ~12.
+        out = np.zeros(keypoints.shape, np.float32)
+        np.copyto(out, keypoints, where=(keypoints[:, :, d] > 0)[:, :, None])
+        return out
     expected = f"(people, {spec.joints}, {d} or {d + 1})"
     if not isinstance(keypoints, np.ndarray):
         raise InputTypeError(f"keypoints must be a numpy.ndarray of shape {expected}, got {type(keypoints).__name__}.")

@@ -385,3 +385,103 @@ def test_prediction_carries_timings(tiny_artifacts):
     assert set(pred.timings_ms) == {"preprocess", "inference", "postprocess"}
     assert all(v >= 0 for v in pred.timings_ms.values())
     assert pred.probs.shape == (len(pred.probs),) and abs(float(pred.probs.sum()) - 1) < 1e-5
+
+
+def _reference_keypoints(keypoints, spec: KeypointSpec) -> np.ndarray:
+    """preprocess_keypoints' rule, joint by joint (its docstring, written out independently)."""
+    kp = np.asarray(keypoints, np.float32)
+    kp = kp[None] if kp.ndim == 2 else kp
+    if kp.shape[2] == spec.dims:
+        kp = np.concatenate([kp, np.ones((*kp.shape[:2], 1), np.float32)], axis=2)
+    people = [[joint if joint[spec.dims] > 0 else np.zeros(spec.dims + 1, np.float32) for joint in person]
+              for person in kp]
+    visible = [sum(joint[spec.dims] > 0 for joint in person) for person in kp]
+    keep = sorted(sorted(range(len(kp)), key=lambda i: -visible[i])[: spec.people])  # sorted() is stable
+    out = np.zeros((spec.people, spec.joints, spec.dims + 1), np.float32)
+    for row, i in enumerate(keep):
+        out[row] = np.array(people[i], np.float32).reshape(spec.joints, spec.dims + 1)
+    return out
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_keypoint_fast_path_equals_the_general_path_bit_for_bit(dims):
+    """The common input (float32 at exactly the model's shape, all finite) takes a short path;
+    every other input the general one. Both must give the reference's bytes (+0.0 where a joint
+    is missing), leave the input as it was and share no memory with it."""
+    from edgeact.preprocess import preprocess_keypoints
+
+    spec = KeypointSpec(people=2, joints=5, dims=dims)
+    rng = np.random.default_rng(13)
+    fast_inputs = 0
+    for trial in range(400):
+        people = int(rng.choice([1, 2, 2, 2, 3, 4]))
+        kp = rng.normal(0, 100, (people, spec.joints, dims + 1)).astype(np.float32)
+        kp[rng.random(kp.shape) < 0.1] = -0.0
+        visibility = rng.choice(np.array([0.0, -0.0, -1.0, 0.3, 1.0, 1e-45], np.float32), (people, spec.joints))
+        kp[:, :, dims] = visibility
+        if trial % 3 == 0:  # junk at missing joints, as pose estimators emit: the general path
+            missing = np.argwhere(visibility <= 0)
+            for person, joint in missing[: rng.integers(0, len(missing) + 1)]:
+                kp[person, joint, rng.integers(0, dims)] = rng.choice([np.nan, np.inf, -np.inf])
+        variants = [kp, kp.astype(np.float64), kp.astype(">f4"),
+                    np.swapaxes(np.swapaxes(kp, 0, 2).copy(), 0, 2),  # a strided view
+                    np.round(np.nan_to_num(kp, posinf=0, neginf=0)).astype(np.int32)]
+        if people == 1:
+            variants.append(kp[0])
+        if np.isfinite(kp).all():  # without a visibility column every joint counts as visible
+            variants.append(kp[..., :dims])
+        for variant in variants:
+            before = variant.copy()
+            out = preprocess_keypoints(variant, spec)
+            expected = _reference_keypoints(variant, spec)
+            assert out.dtype == np.float32 and out.shape == expected.shape
+            assert out.tobytes() == expected.tobytes(), (trial, variant.dtype, variant.shape)
+            assert not np.shares_memory(out, variant)
+            np.testing.assert_array_equal(variant, before)
+            fast_inputs += variant.dtype == np.float32 and variant.shape == (2, spec.joints, dims + 1) and bool(
+                np.isfinite(variant).all())
+    assert fast_inputs > 200  # the short path was exercised, not only the general one
+
+
+def test_keypoint_fast_path_rejects_with_the_general_paths_sentences():
+    from edgeact.preprocess import preprocess_keypoints
+
+    spec = KeypointSpec(people=2, joints=18)
+    for where, value, message in [
+        ((1, 4, 0), np.nan, "keypoints contain NaN or inf at person 1, joint 4 with visibility 1; give missing "
+                            "joints visibility 0."),
+        ((0, 7, 1), -np.inf, "keypoints contain NaN or inf at person 0, joint 7 with visibility 1; give missing "
+                             "joints visibility 0."),
+        ((1, 2, 2), np.nan, "keypoints visibility is NaN or inf at person 1, joint 2."),
+    ]:
+        bad = _kp()
+        bad[where] = value
+        for variant in (bad, bad.astype(np.float64)):
+            with pytest.raises(InputError, match=re.escape(message)):
+                preprocess_keypoints(variant, spec)
+
+
+def test_predictions_carry_every_field_and_stay_frozen(tiny_artifacts):
+    import dataclasses
+
+    from edgeact.predictor import Prediction
+
+    pred = Predictor(tiny_artifacts["pose"]["onnx"]).push(keypoints=_kp())
+    assert list(vars(pred)) == [f.name for f in dataclasses.fields(Prediction)]
+    assert pred == Prediction(**{f.name: getattr(pred, f.name) for f in dataclasses.fields(Prediction)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pred.label = "other"
+
+
+def test_softmax_equals_the_textbook_formula_bit_for_bit():
+    from edgeact.predictor import _softmax
+
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 7, 60, 400):
+        for dtype in (np.float32, np.float64):
+            logits = (rng.normal(0, 10, k) + rng.choice([0, 80, -80])).astype(dtype)
+            z = logits - logits.max(axis=-1, keepdims=True)
+            expected = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)).astype(np.float32)
+            got = _softmax(logits)
+            assert got.dtype == np.float32 and got.tobytes() == expected.tobytes()
+            assert not np.shares_memory(got, logits)

@@ -34,23 +34,25 @@ from edgeact.errors import StreamError
 
 
 class _Gate:
-    """Shared for steps, exclusive for growth."""
+    """Shared for steps, exclusive for growth. ``with gate:`` holds it shared (every step takes
+    it: plain methods on a plain lock, not a generator context manager)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._exclusive = False
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._exclusive)
+    def __enter__(self) -> None:
+        with self._lock:
+            while self._exclusive:
+                self._cond.wait()
             self._active += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._active -= 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if not self._active:  # only growth waits on the count
                 self._cond.notify_all()
 
     @contextlib.contextmanager
@@ -80,7 +82,7 @@ class StatePool:
         self._generation = 0  # bumped when the buffers move (growth): cached bindings expire
         self._capacity = 0
         self._halves: list[list[Any]] = [[], []]
-        self._parity = np.zeros(0, np.int8)
+        self._parity = bytearray()  # per slot: which half holds its current state (0 or 1)
         self._free: list[int] = []
         self._views: dict[tuple, tuple[list[Any], list[Any]]] = {}
         self._first_capacity = min(capacity, max_streams or capacity)  # allocated on the first acquire
@@ -118,7 +120,7 @@ class StatePool:
 
     def zero(self, slot: int) -> None:
         """Zero one slot's current state (a reset); other slots may be stepping meanwhile."""
-        with self._gate.shared():
+        with self._gate:
             for buffer in self._halves[self._parity[slot]]:
                 buffer[slot] = 0
 
@@ -134,7 +136,7 @@ class StatePool:
                 for new, previous in zip(new_half, old_half):
                     new[:old] = previous
             self._halves = halves
-            self._parity = np.concatenate((self._parity, np.zeros(capacity - old, np.int8)))
+            self._parity += bytearray(capacity - old)
             self._free = list(range(capacity - 1, old - 1, -1)) + self._free  # lowest slots first out
             self._capacity = capacity
             self._generation += 1
@@ -143,13 +145,18 @@ class StatePool:
     # -- stepping ---------------------------------------------------------------------------------
     def input_buffers(self, rows: int) -> dict[str, np.ndarray]:
         """This thread's buffers for ``rows`` streams' data inputs (fill them, then :meth:`step`)."""
+        views = getattr(self._local, "input_views", None)
+        if views is not None and rows in views:  # the same row counts come again and again
+            return views[rows]
         buffers = getattr(self._local, "inputs", None)
         if buffers is None or len(next(iter(buffers.values()), np.empty(0))) < rows:
             size = max(rows, 1)
             buffers = {s.name: np.zeros((size, *s.shape), dtype=s.dtype) for s in self.runner.spec.data_inputs}
             self._local.inputs = buffers
             self._local.inputs_id = getattr(self._local, "inputs_id", 0) + 1
-        return {name: array[:rows] for name, array in buffers.items()}
+            self._local.input_views = views = {}
+        views[rows] = {name: array[:rows] for name, array in buffers.items()}
+        return views[rows]
 
     def step(self, slots: Sequence[int], inputs: dict[str, np.ndarray]) -> np.ndarray:
         """One step of the streams in ``slots`` (inputs batch-first in the same order); their
@@ -159,18 +166,21 @@ class StatePool:
         if len(slots) > chunk:
             return np.concatenate([self.step(slots[i:i + chunk], {n: a[i:i + chunk] for n, a in inputs.items()})
                                    for i in range(0, len(slots), chunk)])
-        with self._gate.shared():
+        with self._gate:
             n, first = len(slots), slots[0]
             parity = self._parity[first]
             inputs_key = getattr(self._local, "inputs_id", 0)
-            if all(s == first + i and self._parity[s] == parity for i, s in enumerate(slots)):
-                key = ("slots", self._generation, first, n, int(parity), inputs_key)
-                views = self._views.get(key[:5])
+            if n == 1 or all(s == first + i and self._parity[s] == parity for i, s in enumerate(slots)):
+                run = (self._generation, first, n, parity)
+                views = self._views.get(run)
                 if views is None:  # the same run of slots steps again and again: keep its views
-                    views = self._views[key[:5]] = (
+                    views = self._views[run] = (
                         [buffer[first:first + n] for buffer in self._halves[parity]],
                         [buffer[first:first + n] for buffer in self._halves[1 - parity]])
-                logits = self.runner._run(inputs, *views, key)
+                logits = self.runner._run(inputs, *views, ("slots", *run, inputs_key))
+                for s in slots:
+                    self._parity[s] ^= 1
+                return logits
             else:
                 state_in, state_out = self._staging(n)
                 for i, s in enumerate(slots):
@@ -181,7 +191,7 @@ class StatePool:
                 for i, s in enumerate(slots):
                     for staged, buffer in zip(state_out, self._halves[1 - self._parity[s]]):
                         buffer[s] = staged[i]
-            self._parity[list(slots)] ^= 1
+                    self._parity[s] ^= 1
         return logits
 
     def _staging(self, rows: int) -> tuple[list[Any], list[Any]]:
