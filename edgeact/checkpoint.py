@@ -92,6 +92,14 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:
         raise ModelFormatError(f"{path}: weights do not fit the model config (missing {missing}, unexpected {unexpected}).")
+    recorded = (payload.get("spec") or {}).get("weights_sha256")
+    if recorded:  # streaming checkpoints record it when saved; teachers (no spec) do not
+        loaded = weights_sha256(model)
+        if loaded != recorded:
+            raise ModelFormatError(f"{path}: the weights do not match the hash recorded when it was saved "
+                                   f"(sha256 {loaded[:12]}... instead of {recorded[:12]}...): the file was "
+                                   "corrupted or its weights edited; use the original or re-save it with "
+                                   "edgeact.checkpoint.save_checkpoint.")
     model.eval()
     return model, payload
 

@@ -1,0 +1,65 @@
+"""Damaged and hostile model files: each is refused with a typed error that says what is wrong."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from edgeact import Predictor
+from edgeact.checkpoint import load_checkpoint
+from edgeact.errors import ModelFormatError
+
+
+class _Boom:
+    """Unpickling this runs os.system: a hostile checkpoint."""
+
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_malicious_pickle_in_a_checkpoint_is_refused_unrun(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "edgeact.checkpoint/1", "payload": _Boom()}, path)
+    with pytest.raises(ModelFormatError, match="is not a readable edgeact checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(ModelFormatError):
+        Predictor(path, backend="torch")
+    assert not (tmp_path / "PWNED").exists()
+    # the file really is hostile: a plain unpickler would have run it
+    assert b"system" in path.read_bytes()
+
+
+def test_edited_weights_fail_the_recorded_hash(tiny_artifacts, tmp_path):
+    payload = torch.load(tiny_artifacts["pose"]["pt"], weights_only=True)
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    payload["state_dict"][name] = payload["state_dict"][name].clone()
+    payload["state_dict"][name].view(-1)[0] += 0.5
+    edited = tmp_path / "edited.pt"
+    torch.save(payload, edited)
+    with pytest.raises(ModelFormatError, match="the weights do not match the hash recorded when it was saved"):
+        load_checkpoint(edited)
+    with pytest.raises(ModelFormatError, match="the weights do not match the hash"):
+        Predictor(edited, backend="torch")
+    # the untouched file loads
+    load_checkpoint(tiny_artifacts["pose"]["pt"])
+
+
+@pytest.mark.parametrize("keep", [0, 100, 0.5])
+def test_a_truncated_checkpoint_is_refused(tiny_artifacts, tmp_path, keep):
+    data = tiny_artifacts["pose"]["pt"].read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    with pytest.raises(ModelFormatError, match="is not a readable edgeact checkpoint"):
+        load_checkpoint(cut)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_a_corrupted_onnx_is_refused(tiny_artifacts, tmp_path, backend):
+    data = bytearray(tiny_artifacts["pose"]["onnx"].read_bytes())
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(ModelFormatError):
+        Predictor(bad, backend=backend)
