@@ -21,7 +21,7 @@ import torch
 
 from edgeact.errors import ModelFormatError
 from edgeact.models import StreamingModel, build_model
-from edgeact.spec import ModelSpec
+from edgeact.spec import ModelSpec, newer_format_hint
 
 CHECKPOINT_FORMAT = "edgeact.checkpoint/1"
 
@@ -87,7 +87,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise ModelFormatError(f"{path} is not a readable edgeact checkpoint ({type(exc).__name__}: {exc}).") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ModelFormatError(f"{path} is not an edgeact checkpoint: expected format {CHECKPOINT_FORMAT!r}, got {found!r}.")
+        hint = newer_format_hint(found, CHECKPOINT_FORMAT, payload.get("spec") or {}) if isinstance(payload, dict) else ""
+        raise ModelFormatError(f"{path} is not an edgeact checkpoint: expected format {CHECKPOINT_FORMAT!r}, "
+                               f"got {found!r}.{hint}")
     model = build_model(payload["model_config"])
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:

@@ -73,18 +73,26 @@ class FrameSpec:
     color_order: str = "RGB"  # channel order the model was trained on
     resize: str = "stretch"  # "stretch" to size, or "crop": shorter side then centre crop
     interpolation: str = "area_fast"  # how frames shrink, one of FRAME_INTERPOLATIONS (edgeact.preprocess)
+    # (height, width) of the raw BGR uint8 camera frame the step graph takes when it preprocesses
+    # in the graph (edgeact.preprocess_graph, `edgeact export --frame-input`); None: [3, *size] float32
+    raw_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.interpolation not in FRAME_INTERPOLATIONS:
             raise InputError(f"frames interpolation must be one of {', '.join(map(repr, FRAME_INTERPOLATIONS))}, "
                              f"got {self.interpolation!r}.")
+        if self.raw_size is not None and not (
+            len(self.raw_size) == 2 and all(isinstance(d, int) and d >= 1 for d in self.raw_size)
+        ):
+            raise InputError(f"frames raw_size must be None or (height, width) of positive ints, got {self.raw_size!r}.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrameSpec:
         # artifacts saved before the field existed were trained and exported with exact INTER_AREA
         return cls(size=tuple(data["size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
                    color_order=data["color_order"], resize=data["resize"],
-                   interpolation=data.get("interpolation", "area"))
+                   interpolation=data.get("interpolation", "area"),
+                   raw_size=None if data.get("raw_size") is None else tuple(int(d) for d in data["raw_size"]))
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,9 @@ class ModelSpec:
     def data_inputs(self) -> tuple[TensorSpec, ...]:
         """The per-step data inputs in graph order (frames, then keypoints), float32."""
         out = []
-        if self.frames is not None:
+        if self.frames is not None and self.frames.raw_size is not None:  # preprocessed inside the graph
+            out.append(TensorSpec(FRAMES, (*self.frames.raw_size, 3), "uint8"))
+        elif self.frames is not None:
             out.append(TensorSpec(FRAMES, (3, *self.frames.size)))
         if self.keypoints is not None:
             k = self.keypoints
@@ -172,7 +182,10 @@ class ModelSpec:
         return batch if batch is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.frames is not None and self.frames.raw_size is None:
+            del data["frames"]["raw_size"]  # graphs that take preprocessed frames keep their metadata as it was
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -182,9 +195,8 @@ class ModelSpec:
         if not isinstance(data, dict):
             raise ModelFormatError(f"{source}: the edgeact spec must be a JSON object, got {type(data).__name__}.")
         if data.get("format") != SPEC_FORMAT:
-            raise ModelFormatError(
-                f"{source}: unsupported edgeact spec format {data.get('format')!r}; expected {SPEC_FORMAT!r}."
-            )
+            raise ModelFormatError(f"{source}: unsupported edgeact spec format {data.get('format')!r}; expected "
+                                   f"{SPEC_FORMAT!r}.{newer_format_hint(data.get('format'), SPEC_FORMAT, data)}")
         try:
             frames = data.get("frames")
             keypoints = data.get("keypoints")
@@ -222,6 +234,25 @@ def _check_tensor(array: Any, spec: TensorSpec, what: str, batch: int | None) ->
     if array.shape[0] < 1:
         raise InputError(f"{what} must hold at least one stream, got batch 0.")
     return array.shape[0]
+
+
+def newer_format_hint(found: Any, supported: str, data: Mapping[str, Any]) -> str:
+    """' It was written by a newer edgeact ...' when ``found`` is a later version of ``supported``
+    (same name, higher number), else ''."""
+    name, _, version = supported.rpartition("/")
+    if not isinstance(found, str) or not found.startswith(name + "/"):
+        return ""
+    try:
+        newer = int(found.rpartition("/")[2]) > int(version)
+    except ValueError:
+        return ""
+    if not newer:
+        return ""
+    from edgeact._version import __version__
+
+    writer = data.get("edgeact_version") or "a newer edgeact"
+    return (f" It was written by edgeact {writer}, newer than this {__version__}: upgrade edgeact "
+            "(pip install -U edgeact) to load it.")
 
 
 def spec_from_metadata(metadata: Mapping[str, str], source: str | Path) -> ModelSpec:

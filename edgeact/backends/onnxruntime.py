@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeact.backends.base import Loader, Runner
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import LOGITS, STATE_OUT, ModelSpec, TensorSpec, spec_from_metadata
+from edgeact.spec import LOGITS, STATE_IN, STATE_OUT, ModelSpec, TensorSpec, spec_from_metadata
 
 DEVICE_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # state in device memory
 PROVIDERS = {
@@ -112,6 +112,33 @@ class BoundSession:
         binding.synchronize_outputs()  # device outputs complete before the pool reads or copies them
 
 
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64",
+              "tensor(bool)": "bool"}
+
+
+def _check_graph_against_spec(session, spec: ModelSpec, path: Any) -> None:
+    """Every step input and output the spec declares, with its dtype and (non-batch) shape: metadata
+    that disagrees with the graph is refused here, not by a failed first push."""
+    declared = {s.name: s for s in spec.data_inputs} | {STATE_IN + s.name: s for s in spec.state}
+    declared_out = {LOGITS: None} | {STATE_OUT + s.name: s for s in spec.state}
+    outputs = {o.name: o for o in session.get_outputs()}
+    missing = [name for name in declared_out if name not in outputs]
+    if missing:
+        raise ModelFormatError(f"{path}: graph outputs {sorted(outputs)} lack {missing}, which its edgeact spec declares.")
+    args = [(a, declared.get(a.name), "input") for a in session.get_inputs()]
+    args += [(outputs[name], want, "output") for name, want in declared_out.items() if want is not None]
+    for arg, want, kind in args:
+        if want is None:
+            continue  # an input the spec lacks: the name check reports it
+        dims = list(arg.shape)[1:]
+        fits = (ORT_DTYPES.get(arg.type) == want.dtype and len(dims) == len(want.shape)
+                and all(not isinstance(d, int) or d == w for d, w in zip(dims, want.shape)))
+        if not fits:
+            raise ModelFormatError(f"{path}: graph {kind} {arg.name!r} is {arg.type} of shape {list(arg.shape)}, but "
+                                   f"its edgeact spec declares {want.describe()}; re-export the model.")
+
+
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
@@ -126,6 +153,7 @@ class OnnxRuntimeRunner(Runner):
                 f"{self.describe()['path']}: graph inputs {graph_inputs} do not match its edgeact spec "
                 f"{list(spec.input_names)}."
             )
+        _check_graph_against_spec(session, spec, self.describe()["path"])
         self.providers = session.get_providers()
         self._bound = BoundSession(session, spec.input_names, [LOGITS] + [STATE_OUT + s.name for s in spec.state])
         self._logits = threading.local()

@@ -63,3 +63,58 @@ def test_a_corrupted_onnx_is_refused(tiny_artifacts, tmp_path, backend):
     bad.write_bytes(bytes(data[: len(data) // 3]))
     with pytest.raises(ModelFormatError):
         Predictor(bad, backend=backend)
+
+
+def _rewrite_metadata(src, dst, edit):
+    import json
+
+    import onnx
+
+    from edgeact.spec import METADATA_KEY
+
+    proto = onnx.load(str(src))
+    for entry in proto.metadata_props:
+        if entry.key == METADATA_KEY:
+            data = json.loads(entry.value)
+            edit(data)
+            entry.value = json.dumps(data)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_an_artifact_from_a_newer_edgeact_says_upgrade(tiny_artifacts, tmp_path, backend):
+    def newer(data):
+        data["format"], data["edgeact_version"] = "edgeact.step/2", "9.1.0"
+
+    path = _rewrite_metadata(tiny_artifacts["pose"]["onnx"], tmp_path / "newer.onnx", newer)
+    with pytest.raises(ModelFormatError, match=r"unsupported edgeact spec format 'edgeact.step/2'; expected "
+                                               r"'edgeact.step/1'\. It was written by edgeact 9\.1\.0, newer than "
+                                               r"this .*: upgrade edgeact"):
+        Predictor(path, backend=backend)
+    # an unknown format that is not a newer version gets no upgrade advice
+    path = _rewrite_metadata(tiny_artifacts["pose"]["onnx"], tmp_path / "other.onnx",
+                             lambda data: data.update(format="somebody.else/3"))
+    with pytest.raises(ModelFormatError, match=r"'somebody.else/3'; expected 'edgeact.step/1'\.$"):
+        Predictor(path, backend=backend)
+
+
+def test_a_checkpoint_from_a_newer_edgeact_says_upgrade(tiny_artifacts, tmp_path):
+    payload = torch.load(tiny_artifacts["pose"]["pt"], weights_only=True)
+    payload["format"] = "edgeact.checkpoint/3"
+    payload["spec"]["edgeact_version"] = "2.0.0"
+    path = tmp_path / "newer.pt"
+    torch.save(payload, path)
+    with pytest.raises(ModelFormatError, match=r"expected format 'edgeact.checkpoint/1', got 'edgeact.checkpoint/3'\. "
+                                               r"It was written by edgeact 2\.0\.0"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_metadata_that_disagrees_with_the_graph_is_refused(tiny_artifacts, tmp_path, backend):
+    def wrong_state(data):
+        data["state"][0]["shape"] = [int(d) + 3 for d in data["state"][0]["shape"]]
+
+    path = _rewrite_metadata(tiny_artifacts["pose"]["onnx"], tmp_path / "liar.onnx", wrong_state)
+    with pytest.raises(ModelFormatError):
+        Predictor(path, backend=backend)
