@@ -110,8 +110,8 @@ class _Stream:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """One stream's logits [K] -> probabilities [K] float32 (a new array)."""
-    e = np.exp(logits - logits.max())
-    e /= e.sum()
+    e = np.exp(logits - np.maximum.reduce(logits))  # the ufuncs' reduce: what .max() and .sum() call
+    e /= np.add.reduce(e)
     return e if e.dtype == np.float32 else e.astype(np.float32)
 
 
@@ -302,7 +302,8 @@ class Predictor:
 
     def _push(self, keys: list[Hashable], parsed: list[tuple], t0: float) -> dict[Hashable, Prediction]:
         """Admit -> step -> decide, for items already validated (before any stream is touched)."""
-        pose_ms = sum(p[3] for p in parsed) * 1e3 / len(keys)
+        per_stream = 1e3 / len(keys)  # ms per stream of each stage's seconds
+        pose_ms = sum(p[3] for p in parsed) * per_stream if self._pose is not None else 0.0
         streams = self._lock_streams(keys)
         new = [i for i, s in enumerate(streams) if s.slot is None]  # to admit (created by us or a waiting call)
         try:
@@ -312,7 +313,7 @@ class Predictor:
                         raise InputError(
                             f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}."
                         )
-                available = self._pool.available()
+                available = self._pool.available() if new else None
                 if available is not None and len(new) > available:
                     raise StreamError(
                         f"this Predictor holds at most {self._pool.max_streams} streams (max_streams) and "
@@ -320,8 +321,10 @@ class Predictor:
                     )
                 for i in new:  # admit
                     streams[i].slot = self._pool.acquire()
-                due = sorted((i for i, s in enumerate(streams) if s.frames_seen % self.spec.stride == 0),
-                             key=lambda i: streams[i].slot)  # slot order: consecutive slots step in place
+                stride = self.spec.stride
+                due = [i for i, s in enumerate(streams) if s.frames_seen % stride == 0]
+                if len(due) > 1:  # slot order: consecutive slots step in place
+                    due.sort(key=lambda i: streams[i].slot)
                 inputs = self._pool.input_buffers(len(due))
                 for row, i in enumerate(due):
                     frame, keypoints, _, _ = parsed[i]
@@ -349,12 +352,13 @@ class Predictor:
             t3 = time.perf_counter()
         finally:
             self._unlock(streams)
-        timings = {} if self._pose is None else {"pose": pose_ms}  # the provider ran within t0..t1
-        timings |= {
-            "preprocess": (t1 - t0) * 1e3 / len(keys) - pose_ms,
-            "inference": (t2 - t1) * 1e3 / len(keys),
-            "postprocess": (t3 - t2) * 1e3 / len(keys),
+        timings = {
+            "preprocess": (t1 - t0) * per_stream - pose_ms,
+            "inference": (t2 - t1) * per_stream,
+            "postprocess": (t3 - t2) * per_stream,
         }
+        if self._pose is not None:  # the provider ran within t0..t1
+            timings = {"pose": pose_ms, **timings}
         for pred in out.values():
             pred.timings_ms.update(timings)
         return out

@@ -262,6 +262,9 @@ class NativeRunner(Runner):
         spec = self.spec
         self._loaded = loaded
         self._local = threading.local()
+        # The pose step's states in spec order: None when they already are (no per-step reordering).
+        order = loaded.pose.state if loaded.pose is not None else None
+        self._pose_order = None if order is None or order == tuple(range(len(order))) else order
         self._encoder = None
         if loaded.encoder is not None:
             enc_inputs = [s.name for s in spec.data_inputs] + [STATE_IN + spec.state[i].name
@@ -283,8 +286,10 @@ class NativeRunner(Runner):
              key: Hashable | None = None) -> np.ndarray:
         loaded = self._loaded
         if loaded.pose is not None:
-            step, order = loaded.pose
-            return step.step(inputs["keypoints"], [state_in[i] for i in order], [state_out[i] for i in order])
+            order = self._pose_order
+            if order is not None:
+                state_in, state_out = [state_in[i] for i in order], [state_out[i] for i in order]
+            return loaded.pose.step.step(inputs["keypoints"], state_in, state_out)
         batch = len(next(iter(inputs.values())))
         values: dict[str, np.ndarray] = {}
         if self._encoder is not None:

@@ -42,6 +42,7 @@ class _Gate:
         self._cond = threading.Condition(self._lock)
         self._active = 0
         self._exclusive = False
+        self._growers = 0  # waiting for exclusive use: only then does a step's exit notify
 
     def __enter__(self) -> None:
         with self._lock:
@@ -52,13 +53,15 @@ class _Gate:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._active -= 1
-            if not self._active:  # only growth waits on the count
+            if not self._active and self._growers:  # only growth waits on the count
                 self._cond.notify_all()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
+            self._growers += 1
             self._cond.wait_for(lambda: not self._exclusive and not self._active)
+            self._growers -= 1
             self._exclusive = True
         try:
             yield
