@@ -572,8 +572,10 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         raise ValueError(f"progress must be one of {', '.join(PROGRESS)}, got {progress!r}")
     out = Path(out)
     d = Dist.from_env()
+    lock = None
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
+        lock = _lock_run(out)
     if d.world > 1:
         dist.barrier()
     handlers = _log_handlers(RunPaths(out).log, quiet, progress) if d.main else []
@@ -584,8 +586,34 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
+        if lock is not None:
+            lock.close()  # releases the lock
         if d.world > 1:
             dist.barrier()
+
+
+def _lock_run(out: Path):
+    """Hold ``out/.lock`` for the run: a second `edgeact train` into the same directory would
+    race the first on last.pt and the logs. Released when the returned file closes (or the process
+    dies). POSIX advisory lock; elsewhere, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    handle = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ConfigError(f"{out} is in use by another edgeact train (pid {holder}); give this run its own --out, "
+                          "or wait for that one to finish.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _log_handlers(path: Path, quiet: bool, progress: Progress = "epochs") -> list[logging.Handler]:

@@ -60,3 +60,21 @@ def test_kill_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     b, _ = load_checkpoint(killed / "student.pt")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_a_second_train_into_a_busy_run_directory_is_refused(tmp_path):
+    from edgeact.errors import ConfigError
+    from edgeact.train.config import load_config
+    from edgeact.train.trainer import _lock_run, train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    held = _lock_run(out)  # what a running `edgeact train` holds
+    try:
+        with pytest.raises(ConfigError, match=rf"{out} is in use by another edgeact train \(pid {os.getpid()}\)"):
+            train(load_config(_config(tmp_path)), tmp_path / "no-data-needed", out, quiet=True)
+        assert not (out / "train.log").exists()  # refused before touching the run's files
+    finally:
+        held.close()
+    again = _lock_run(out)  # released: the next run may start
+    again.close()
