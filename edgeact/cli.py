@@ -85,6 +85,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.model, args.out, opset=args.opset, batch=batch, simplify=args.simplify,
         verify_steps=args.verify_steps,
         tolerance_factor=FACTOR if args.tolerance_factor is None else args.tolerance_factor,
+        frame_input=None if args.frame_input is None else _camera_size(args.frame_input),
     )
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings_s.items())
     print(
@@ -105,6 +106,16 @@ def _positive_int(text: str, flag: str) -> int:
     if value < 1:
         raise InputError(f"{flag} must be 'dynamic' or a positive integer, got {text!r}.")
     return value
+
+
+def _camera_size(text: str) -> tuple[int, int]:
+    """--frame-input WIDTHxHEIGHT (camera notation) -> (height, width) as FrameSpec sizes are."""
+    from edgeact.errors import InputError
+
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 1 and int(height) >= 1):
+        raise InputError(f"--frame-input must be WIDTHxHEIGHT in pixels, e.g. 1920x1080, got {text!r}.")
+    return int(height), int(width)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -272,6 +283,9 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--tolerance-factor", type=float, default=None,
                         help="verification passes when ONNX Runtime's error against the float64 model is within "
                              "this many times PyTorch float32's own error (default: edgeact.parity.FACTOR, 8)")
+    export.add_argument("--frame-input", metavar="WIDTHxHEIGHT", default=None,
+                        help="take the raw BGR uint8 camera frame of this size and preprocess it inside the "
+                             "graph (one uint8 upload per frame on a GPU; docs/preprocess.md, 'On the device')")
     export.set_defaults(func=_cmd_export)
 
     # listed for `edgeact --help`; main() hands `edgeact build ...` to build_engines' own parser

@@ -106,11 +106,17 @@ def export_onnx(
     verify_steps: int = 16,
     tolerance_factor: float = FACTOR,
     seed: int = 1234,
+    frame_input: tuple[int, int] | None = None,
 ) -> ExportReport:
     """Export a streaming checkpoint's step graph to ONNX and verify it against PyTorch.
 
     The verification passes when ONNX Runtime's error against the float64 model stays within
     ``tolerance_factor`` times PyTorch float32's own error (``edgeact.parity``).
+
+    ``frame_input=(height, width)``: the graph takes the raw BGR uint8 camera frame of that size
+    (``frames`` [N, height, width, 3]) and preprocesses it inside (edgeact.preprocess_graph); the
+    spec records it as ``frames.raw_size``. The step is verified as above on preprocessed
+    frames, then the preprocessing ops against edgeact.preprocess.preprocess_frame on fresh frames.
     """
     if opset not in OPSETS:
         raise InputError(f"opset must be one of {list(OPSETS)}, got {opset}.")
@@ -120,12 +126,21 @@ def export_onnx(
         raise InputError(f"verify_steps must be >= 1, got {verify_steps}.")
     if not tolerance_factor >= 0:
         raise InputError(f"tolerance_factor must be >= 0, got {tolerance_factor}.")
+    if frame_input is not None and not (isinstance(frame_input, tuple) and len(frame_input) == 2 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in frame_input)):
+        raise InputError(f"frame_input must be None or (height, width) of positive ints, got {frame_input!r}.")
     out = Path(out)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     model, payload = load_checkpoint(model_path)
     spec = checkpoint_spec(model, payload, model_path)
     example_batch = 2 if batch == "dynamic" else batch  # 2: a traced batch of 1 can get specialised
+    if frame_input is not None:
+        from edgeact.preprocess_graph import frame_plan
+
+        if spec.frames is None:
+            raise InputError(f"frame_input needs a model with a frames input; {model_path} takes keypoints only.")
+        frame_plan(frame_input, spec.frames)  # refuses sizes the graph cannot preprocess, before exporting
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -142,6 +157,12 @@ def export_onnx(
         if not check.ok:
             raise ExportError(f"the exported graph disagrees with PyTorch over {verify_steps} steps: "
                               f"{check.summary()}; nothing was written to {out}.")
+        if frame_input is not None:
+            from edgeact.preprocess_graph import take_raw_frames
+
+            t = time.perf_counter()
+            spec = take_raw_frames(tmp, spec, frame_input, seed=seed + 2)  # verifies; ExportError names the excess
+            timings["frame_input"] = time.perf_counter() - t
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

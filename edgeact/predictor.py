@@ -329,7 +329,9 @@ class Predictor:
                 for row, i in enumerate(due):
                     frame, keypoints, _, _ = parsed[i]
                     if FRAMES in inputs:
-                        inputs[FRAMES][row] = preprocess_frame(frame, self.spec.frames)
+                        # raw_size: the graph preprocesses (edgeact.preprocess_graph); the frame goes in as it is
+                        inputs[FRAMES][row] = frame if self.spec.frames.raw_size else preprocess_frame(
+                            frame, self.spec.frames)
                     if KEYPOINTS in inputs:
                         inputs[KEYPOINTS][row] = keypoints  # already preprocessed by _parse_item
                 t1 = time.perf_counter()
@@ -379,6 +381,13 @@ class Predictor:
         """(frame, preprocessed keypoints, timestamp, seconds the pose provider took)."""
         if self.spec.frames is not None or frame is not None:
             check_frame(frame)  # a keypoint model does not use it, but a malformed one is still a bug
+        raw = self.spec.frames.raw_size if self.spec.frames is not None else None
+        if raw is not None and frame.shape[:2] != raw:
+            raise InputError(
+                f"this model preprocesses frames inside its graph and takes BGR uint8 frames of shape "
+                f"({raw[0]}, {raw[1]}, 3) ({raw[1]}x{raw[0]}, fixed at export), got shape {frame.shape}; resize on "
+                f"the camera side or export the model again with --frame-input {frame.shape[1]}x{frame.shape[0]}."
+            )
         pose_s = 0.0
         if self.spec.keypoints is not None:
             if keypoints is None and self._pose is not None:
