@@ -268,8 +268,9 @@ def _plan_instructions(spec: ModelSpec, name: str, model_name: str, max_batch_si
 
 This directory holds the Triton configuration of `{name}` on TensorRT (`platform: "tensorrt_plan"`),
 but **no engine**: `1/model.plan` was not built. A plan runs only under the TensorRT version and on
-the GPU it was built with, so build it where Triton runs, with the TensorRT inside the Triton image
-you serve with (the `tritonserver` images ship `trtexec` under `/usr/src/tensorrt/bin`):
+the GPU it was built with, so build it where Triton runs, with the TensorRT version of the Triton
+image you serve with (`trtexec` of that version: the image's own where it has one, else the
+`nvcr.io/nvidia/tensorrt` image whose TensorRT version is the same; compare `trtexec`'s banner):
 
 ```bash
 trtexec --onnx=../{name}/1/model.onnx --saveEngine=1/model.plan --stronglyTyped{tf32} \\
