@@ -115,6 +115,11 @@ def write_triton_repository(
     _check_graph(model_path, spec)
 
     root = Path(repo_dir)
+    for key in platforms:  # an engine of an earlier graph would be served beside this graph's config
+        stale = root / (name + PLATFORMS[key].suffix) / "1" / PLATFORMS[key].filename
+        if not PLATFORMS[key].built_here and stale.exists():
+            raise InputError(f"{stale} exists, built from an earlier graph that may not be this one; delete it "
+                             "(and build it again from this graph) or write the repository elsewhere.")
     configs: dict[str, dict[str, Any]] = {}
     to_build: list[Path] = []
     for key in dict.fromkeys(platforms):  # in order, once each

@@ -287,6 +287,17 @@ def test_refuses_what_is_not_an_exported_step_graph(tiny_artifacts, tmp_path):
     assert not (tmp_path / "repo").exists()  # nothing written for a refused artifact
 
 
+def test_refuses_to_write_over_an_engine_of_an_earlier_graph(tiny_artifacts, tmp_path):
+    plan = tmp_path / "m_trt" / "1" / "model.plan"
+    plan.parent.mkdir(parents=True)
+    plan.write_bytes(b"an engine")
+    with pytest.raises(InputError, match=r"model\.plan exists, built from an earlier graph that may not be this one"):
+        write_triton_repository(tiny_artifacts["pose"]["onnx"], tmp_path, name="m",
+                                platforms=("onnxruntime", "tensorrt"))
+    assert plan.read_bytes() == b"an engine" and not (tmp_path / "m").exists()
+    write_triton_repository(tiny_artifacts["pose"]["onnx"], tmp_path, name="m")  # the onnxruntime model alone
+
+
 def test_refuses_a_stateless_spec_and_bad_arguments(tiny_artifacts, tmp_path):
     spec = read_spec(tiny_artifacts["pose"]["onnx"])
     stateless = ModelSpec(classes=spec.classes, state=(), keypoints=spec.keypoints)
