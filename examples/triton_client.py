@@ -93,9 +93,6 @@ class TritonStream:
 
 
 def main() -> None:  # pragma: no cover - needs a running Triton server
-    import cv2
-    import tritonclient.grpc as grpcclient
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the exported .onnx (read for its spec only)")
     parser.add_argument("video", help="a video file or a camera index")
@@ -103,6 +100,9 @@ def main() -> None:  # pragma: no cover - needs a running Triton server
     parser.add_argument("--model-name", help="the model's name in the repository (default: the file's stem)")
     parser.add_argument("--sequence-id", type=int, default=1, help="this stream's correlation id (unique per stream)")
     args = parser.parse_args()
+    import cv2
+    import tritonclient.grpc as grpcclient
+
     spec = read_spec(args.model)
     if spec.keypoints is not None:
         parser.error("this example streams frames only; a keypoint model needs keypoints per frame (push(keypoints=))")
