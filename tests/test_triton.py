@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeact import InputError, ModelFormatError, Predictor
+from edgeact.export import export_onnx
 from edgeact.spec import METADATA_KEY, STATE_IN, STATE_OUT, ModelSpec, TensorSpec, read_spec
 from edgeact.triton import TRITON_DTYPES, Enum, to_pbtxt, triton_config, write_triton_repository
 from examples.triton_client import WIRE_DTYPES, TritonStream, step_inputs as _step
@@ -165,13 +166,17 @@ def _stream(double, name, spec, sequence_id) -> TritonStream:
 @pytest.fixture(scope="module")
 def artifacts(tiny_artifacts, tmp_path_factory):
     """The tiny exports, plus the pose export declaring spec.stride = 3 (the tiny models step on
-    every frame), so that the client's stride and the Predictor's are compared too."""
+    every frame), so that the client's stride and the Predictor's are compared too, and a fusion
+    export taking raw uint8 frames."""
     path = tmp_path_factory.mktemp("strided") / "pose_stride3.onnx"
     model = onnx.load(str(tiny_artifacts["pose"]["onnx"]))
     (entry,) = [p for p in model.metadata_props if p.key == METADATA_KEY]
     entry.value = json.dumps({**json.loads(entry.value), "stride": 3})
     onnx.save(model, str(path))
-    return {**tiny_artifacts, "pose_stride3": {"onnx": path}}
+    # the fusion model preprocessing in its graph: it takes the synthetic clips' BGR uint8 64x64 frames
+    raw = export_onnx(tiny_artifacts["fusion"]["pt"], path.parent / "fusion_raw.onnx", verify_steps=2,
+                      frame_input=(64, 64)).path
+    return {**tiny_artifacts, "pose_stride3": {"onnx": path}, "fusion_raw": {"onnx": raw}}
 
 
 @pytest.fixture(scope="module")
@@ -200,11 +205,11 @@ def test_repository_layout(repo, tiny_artifacts):
     assert "--maxShapes=frames:4x3x64x64,keypoints:4x" in readme  # the batch profile reaches max_batch_size
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_config_follows_the_graph(repo, tiny_artifacts, kind):
+@pytest.mark.parametrize("kind", [*KINDS, "fusion_raw"])
+def test_config_follows_the_graph(repo, artifacts, kind):
     """Data inputs, outputs and state pairs against the graph itself (not its metadata); Triton
     owns the batch axis, so every dims is the graph's shape less axis 0."""
-    inputs, io = _ort_io(tiny_artifacts[kind]["onnx"])
+    inputs, io = _ort_io(artifacts[kind]["onnx"])
     config = repo[kind].configs[f"edgeact_{kind}"]
     dtypes = {"tensor(float)": "TYPE_FP32", "tensor(uint8)": "TYPE_UINT8"}
     state_inputs = sorted(n for n in io if n.startswith(STATE_IN))
@@ -227,6 +232,8 @@ def test_config_follows_the_graph(repo, tiny_artifacts, kind):
     assert [t["name"] for t in config["output"]][:2] == ["logits", "probs"]
     assert not any(t["name"].startswith(STATE_OUT) for t in config["output"])  # the server keeps the state
     assert "control_input" not in config["sequence_batching"]  # initial_state zeroes START; no wrapper graph
+    if kind == "fusion_raw":  # preprocessed in the graph: the camera's BGR uint8 frame goes in
+        assert config["input"][0] == {"name": "frames", "data_type": "TYPE_UINT8", "dims": [64, 64, 3]}
 
 
 @pytest.mark.parametrize("kind", ["pose", "fusion"])
@@ -315,7 +322,7 @@ def test_refuses_a_stateless_spec_and_bad_arguments(tiny_artifacts, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", [*KINDS, "pose_stride3"])
+@pytest.mark.parametrize("kind", [*KINDS, "pose_stride3", "fusion_raw"])
 def test_streaming_through_the_server_double_is_the_predictor(repo, artifacts, synth_dir, kind):
     """Frames (and keypoints) through the client and the sequence-batcher double give, frame for
     frame, exactly the logits of the Predictor on the onnxruntime backend; each clip is one
