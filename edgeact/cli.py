@@ -81,6 +81,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from edgeact.parity import FACTOR
 
     batch = args.batch if args.batch == "dynamic" else _positive_int(args.batch, "--batch")
+    if args.triton is not None and batch != "dynamic":
+        from edgeact.errors import InputError
+
+        raise InputError(f"--triton needs --batch dynamic (Triton batches the streams), got --batch {args.batch}.")
     report = export_onnx(
         args.model, args.out, opset=args.opset, batch=batch, simplify=args.simplify,
         verify_steps=args.verify_steps,
@@ -93,6 +97,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"{', simplified' if report.simplified else ''}); ONNX Runtime vs PyTorch over "
         f"{report.verify_steps} steps: max abs difference {report.max_abs_error:.2g} ({report.verification}); {timings}"
     )
+    if args.triton is not None:
+        from edgeact.triton import write_triton_repository
+
+        repo = write_triton_repository(report.path, args.triton, name=args.triton_name,
+                                       platforms=args.triton_platforms, max_batch_size=args.triton_max_batch,
+                                       instances=args.triton_instances, max_streams=args.triton_max_streams)
+        print(f"wrote Triton repository {repo.root} ({', '.join(map(str, repo.configs))})"
+              + "".join(f"; build {p} on the serving machine (see its README.md)" for p in repo.to_build))
     return 0
 
 
@@ -286,6 +298,16 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--frame-input", metavar="WIDTHxHEIGHT", default=None,
                         help="take the raw BGR uint8 camera frame of this size and preprocess it inside the "
                              "graph (one uint8 upload per frame on a GPU; docs/preprocess.md, 'On the device')")
+    export.add_argument("--triton", metavar="REPO_DIR", default=None,
+                        help="also write a Triton Inference Server model repository for the step graph (sequence "
+                             "batcher with implicit state; docs/triton.md)")
+    export.add_argument("--triton-name", default=None, help="Triton model name (default: the --out file's stem)")
+    export.add_argument("--triton-platforms", nargs="+", default=["onnxruntime"], choices=("onnxruntime", "tensorrt"),
+                        help="one model per platform; tensorrt's plan is built on the serving machine")
+    export.add_argument("--triton-max-batch", type=int, default=16, help="most streams one execution steps together")
+    export.add_argument("--triton-instances", type=int, default=1, help="model instances")
+    export.add_argument("--triton-max-streams", type=int, default=64,
+                        help="streams one instance keeps state for at once")
     export.set_defaults(func=_cmd_export)
 
     # listed for `edgeact --help`; main() hands `edgeact build ...` to build_engines' own parser

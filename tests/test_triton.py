@@ -406,3 +406,23 @@ def test_the_double_refuses_what_triton_refuses(repo, tiny_artifacts, synth_dir)
         double.infer(**{**request, "sequence_start": False})
     with pytest.raises(InputError, match=r"sequence_id must be a positive int \(0 means no sequence to Triton\)"):
         _stream(double, name, spec, 0)
+
+
+def test_edgeact_export_triton_writes_the_repository_beside_the_graph(tiny_artifacts, tmp_path, capsys):
+    from edgeact.cli import main
+
+    out, repo_dir = tmp_path / "student.onnx", tmp_path / "repo"
+    assert main(["export", "--model", str(tiny_artifacts["pose"]["pt"]), "--out", str(out), "--verify-steps", "2",
+                 "--triton", str(repo_dir), "--triton-name", "pose", "--triton-platforms", "onnxruntime", "tensorrt",
+                 "--triton-max-batch", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote Triton repository {repo_dir}" in printed and "build" in printed and "model.plan" in printed
+    assert (repo_dir / "pose" / "1" / "model.onnx").read_bytes() == out.read_bytes()
+    assert "max_batch_size: 4" in (repo_dir / "pose" / "config.pbtxt").read_text()
+    assert (repo_dir / "pose_trt" / "config.pbtxt").exists()
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--model", str(tiny_artifacts["pose"]["pt"]), "--out", str(tmp_path / "fixed.onnx"),
+              "--batch", "2", "--triton", str(tmp_path / "repo2")])
+    assert exited.value.code == 2
+    assert "--triton needs --batch dynamic (Triton batches the streams), got --batch 2." in capsys.readouterr().err
+    assert not (tmp_path / "fixed.onnx").exists()  # refused before exporting
