@@ -485,3 +485,40 @@ def test_softmax_equals_the_textbook_formula_bit_for_bit():
             got = _softmax(logits)
             assert got.dtype == np.float32 and got.tobytes() == expected.tobytes()
             assert not np.shares_memory(got, logits)
+
+
+def test_streams_opened_while_others_step_keep_their_state():
+    """The pool grows (4 -> 64 slots) while other threads step: growth waits for steps in flight
+    and steps wait for growth, so every stream's k-th push reads the state of k - 1 steps."""
+    import time
+
+    class SlowRunner(ScriptedRunner):  # a step long enough for growth to land inside it, were it let in
+        def _run(self, inputs, state_in, state_out, key=None):
+            steps = state_in[0].copy()
+            time.sleep(0.001)
+            state_out[0][...] = steps + 1
+            return self._script[np.minimum(steps[:, 0].astype(int), len(self._script) - 1)].copy()
+
+    steps = 5
+    script = [[10.0 if c == k else 0.0 for c in range(steps)] for k in range(steps)]  # step k -> class k
+    p = Predictor(SlowRunner(script), policy=DecisionPolicy(threshold=1.0))
+    labels, errors = {}, []
+
+    def run(thread):
+        try:
+            for j in range(8):
+                stream = (thread, j)
+                labels[stream] = [p.push(keypoints=KP1, stream=stream).index for _ in range(steps)]
+                if j % 2:
+                    p.close_stream(stream)
+        except Exception as exc:  # surfaced below: a failing thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(labels) == 64 and all(got == list(range(steps)) for got in labels.values())
+    assert p._pool.capacity >= 32  # it did grow while streams stepped
