@@ -221,6 +221,6 @@ def test_describe():
     # the spec's vocabulary (FrameSpec, KeypointSpec), the one the runtime reads
     assert d["preprocessing"]["frames"] == {"size": (64, 64), "mean": (0.485, 0.456, 0.406),
                                             "std": (0.229, 0.224, 0.225), "color_order": "RGB", "resize": "stretch",
-                                            "interpolation": "area_fast"}
+                                            "interpolation": "area_fast", "raw_size": None}
     assert d["preprocessing"]["keypoints"] == {"people": 2, "joints": 18, "dims": 2, "units": "pixel"}
     assert build_model(d["config"]).describe() == d  # the config round-trips
