@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeact.backends.base import Loader, Runner
-from edgeact.errors import BackendError, ModelFormatError
+from edgeact.errors import BackendError, InputTypeError, ModelFormatError
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ def available_backends() -> list[str]:
 def resolve_backend(model: str | Path, backend: str = "auto") -> BackendEntry:
     """Pick the backend for a model file: by name, or the fastest present for its suffix."""
     suffix = Path(model).suffix.lower()
+    if not isinstance(backend, str):
+        raise InputTypeError(f"backend must be a str, one of {['auto', *BACKENDS]}; got {type(backend).__name__} "
+                             f"{backend!r}.")
     if backend != "auto":
         entry = BACKENDS.get(backend)
         if entry is None:
