@@ -294,7 +294,7 @@ def test_stream_ids(predictors, key, backend, seed):
 
 
 @settings(FUZZ, max_examples=80)
-@given(backend=st.sampled_from(["onnxruntime", "native"] * 3 + ["onnx_runtime", "tensorrt", "", "Native"]),
+@given(backend=st.sampled_from(["onnxruntime", "native"] * 3 + ["onnx_runtime", "tensorrt", "", "Native", 3]),
        threads=st.sampled_from([None, 1, 2] * 3 + [0, -1, True, 1.5, "2"]),
        max_streams=st.sampled_from([None, 1, 2] * 3 + [0, -1, True, 2.0]),
        policy=st.one_of(st.none(), st.none(), st.builds(dict, threshold=st.floats(-0.5, 1.5) | st.just(math.nan),
