@@ -185,6 +185,8 @@ class FrameWarmup:
 class Stage:
     model: dict
     epochs: int = field(default=10, metadata={"min": 1})
+    # clips per optimizer step over all processes: under torchrun each of N ranks takes batch_size / N,
+    # so the same config makes the same number of steps of the same size on 1 or N processes
     batch_size: int = field(default=16, metadata={"min": 1})
     optimizer: Optimizer = field(default_factory=Optimizer)
     losses: Losses = field(default_factory=Losses)

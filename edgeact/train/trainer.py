@@ -184,6 +184,9 @@ class Trainer:
                 # the validation AUC of no clips is NaN, and epoch 1 used to be kept silently
                 raise ConfigError(f"{data} has no clips in its 'val' split, so {name}.select: best has nothing to "
                                   f"choose the epoch by; set {name}.select: last, or give the dataset a 'val' split.")
+            if stage is not None and stage.batch_size % self.dist.world:
+                raise ConfigError(f"{name}.batch_size {stage.batch_size} is the batch over all {self.dist.world} "
+                                  f"processes and must divide among them; use a multiple of {self.dist.world}.")
         self.labeled = choose_labeled(self.train_store.labels, cfg.data.unlabeled_fraction, cfg.seed)
         augment = cfg.data.augment
         joints = self.spec.keypoints.joints if self.spec.keypoints else None
@@ -317,7 +320,8 @@ class Trainer:
         stream = STAGES.index(name)
         clips = TrainClips(self.train_store, self.spec, self.sampling, labeled=self.labeled,
                            augmenter=self.augmenter, seed=self.cfg.seed, stream=stream)
-        sampler = BucketBatchSampler(clips.lengths(), stage.batch_size, seed=self.cfg.seed * 1000 + stream,
+        per_rank = stage.batch_size // self.dist.world  # the global batch stays the config's
+        sampler = BucketBatchSampler(clips.lengths(), per_rank, seed=self.cfg.seed * 1000 + stream,
                                      num_replicas=self.dist.world, rank=self.dist.rank, subset=subset)
         workers = self.cfg.data.workers
         loader = DataLoader(clips, batch_sampler=sampler, collate_fn=collate, num_workers=workers,

@@ -210,6 +210,16 @@ def test_num_classes_must_match_the_dataset(tiny_data, tmp_path):
                 "--set", "student.model.num_classes=5", "--set", "teacher=null", "--set", "student.losses={}")
 
 
+def test_batch_size_is_global_and_must_divide_among_the_ranks(tiny_data, tmp_path, monkeypatch):
+    from edgeact.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.Dist, "from_env", classmethod(lambda cls: cls(world=3, rank=0)))
+    cfg = load_config(write_config(tmp_path / "pose.yaml", TINY_POSE))  # batch_size 4
+    with pytest.raises(ConfigError, match=r"teacher.batch_size 4 is the batch over all 3 processes and must divide "
+                                          r"among them; use a multiple of 3\."):
+        trainer_module.Trainer(cfg, tiny_data, tmp_path / "run", quiet=True)
+
+
 @pytest.mark.slow
 def test_runs_under_torchrun_with_two_ranks(tiny_data, tmp_path):
     """DDP on CPU (gloo): two processes, one shard each, only rank 0 writes."""
