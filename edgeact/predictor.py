@@ -400,6 +400,9 @@ class Predictor:
                     "pass keypoints=... with each frame."
                 )
             keypoints = preprocess_keypoints(keypoints, self.spec.keypoints)  # validates now
+        if isinstance(timestamp, np.generic):  # numpy scalars, as arrays of timestamps give them
+            timestamp = int(timestamp) if isinstance(timestamp, np.integer) else (
+                float(timestamp) if isinstance(timestamp, np.floating) else timestamp)
         if timestamp is not None and not (isinstance(timestamp, (int, float)) and np.isfinite(timestamp)):
             raise InputError(f"timestamp must be a finite number, got {timestamp!r}.")
         return frame, keypoints, timestamp, pose_s

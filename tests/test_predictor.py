@@ -274,6 +274,20 @@ def test_timestamps_must_increase(tiny_artifacts):
     assert p.push(keypoints=_kp(), timestamp=1.5).frames_seen == 2
 
 
+def test_numpy_scalar_timestamps_are_numbers(tiny_artifacts):
+    """Timestamps read from an array are numpy scalars (found by the fuzz tests: np.float32 and
+    np.int64 were refused while np.float64 passed)."""
+    p = Predictor(tiny_artifacts["pose"]["onnx"])
+    stamps = np.array([1, 2], np.int64)
+    assert p.push(keypoints=_kp(), timestamp=stamps[0]).timestamp == 1
+    p.push(keypoints=_kp(), timestamp=np.float32(2.5))
+    with pytest.raises(InputError, match=re.escape("timestamp must increase within stream 'default': got 2 after 2.5.")):
+        p.push(keypoints=_kp(), timestamp=stamps[1])
+    with pytest.raises(InputError, match=re.escape("timestamp must be a finite number, got nan.")):
+        p.push(keypoints=_kp(), timestamp=np.float16("nan"))
+    assert p.push(keypoints=_kp(), timestamp=np.float64(3.0)).frames_seen == 3
+
+
 def test_close_is_idempotent_and_context_manager(tiny_artifacts):
     with Predictor(tiny_artifacts["pose"]["onnx"]) as p:
         p.push(keypoints=_kp())
