@@ -134,12 +134,16 @@ class Predictor:
         policy: DecisionPolicy | None = None,
         threads: int | None = None,
         max_streams: int | None = None,
+        preallocate: bool = False,
         pose: PoseProvider | str | None = None,
         keypoint_layout: KeypointLayout | str | None = None,
         **options: Any,
     ) -> None:
         if keypoint_layout is not None and pose is None:
             raise InputError("keypoint_layout= names the model's joints for a pose provider; it needs pose=.")
+        if preallocate and max_streams is None:
+            raise InputError("preallocate=True sizes the state pool for max_streams streams at the first push; "
+                             "give max_streams=N too.")
         if isinstance(model, Runner):
             self._runner = model  # an already loaded runner (or a test double of one)
         elif isinstance(model, Loader):
@@ -162,7 +166,9 @@ class Predictor:
                 if isinstance(model, (str, Path)):  # loaded here: nobody else will close it
                     self._runner.close()
                 raise
-        self._pool = StatePool(self._runner, max_streams=max_streams)
+        # preallocate: every slot at the first push, so streams join and leave without reallocation
+        self._pool = StatePool(self._runner, max_streams=max_streams,
+                               **({"capacity": max_streams} if preallocate else {}))
         self._streams: dict[Hashable, _Stream] = {}
         self._streams_lock = threading.Lock()
         self._closed = False

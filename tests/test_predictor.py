@@ -288,6 +288,36 @@ def test_numpy_scalar_timestamps_are_numbers(tiny_artifacts):
     assert p.push(keypoints=_kp(), timestamp=np.float64(3.0)).frames_seen == 3
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_a_preallocated_pool_never_reallocates_as_streams_join_and_leave(backend, tiny_artifacts):
+    p = Predictor(tiny_artifacts["pose"]["onnx"], backend, max_streams=8, preallocate=True)
+    p.push(keypoints=_kp(), stream=0)
+    pool = p._pool
+    assert pool.capacity == 8
+    buffers = [id(b) for half in pool._halves for b in half]
+    rng = np.random.default_rng(0)
+    open_streams = {0}
+    for step in range(300):  # streams join, step together, reset and leave in a seeded order
+        joining = [s for s in range(8) if s not in open_streams and rng.random() < 0.3]
+        p.push_many({s: {"keypoints": _kp()} for s in sorted(open_streams | set(joining))})
+        open_streams |= set(joining)
+        for s in sorted(open_streams):
+            if rng.random() < 0.1:
+                p.close_stream(s)
+                open_streams.discard(s)
+            elif rng.random() < 0.05:
+                p.reset(s)
+        if not open_streams:
+            p.push(keypoints=_kp(), stream=0)
+            open_streams.add(0)
+    assert pool.capacity == 8 and [id(b) for half in pool._halves for b in half] == buffers
+    with pytest.raises(InputError, match="preallocate=True sizes the state pool for max_streams streams"):
+        Predictor(tiny_artifacts["pose"]["onnx"], backend, preallocate=True)
+    grown = Predictor(tiny_artifacts["pose"]["onnx"], backend, max_streams=8)  # without it: grows by doubling
+    grown.push(keypoints=_kp(), stream=0)
+    assert grown._pool.capacity < 8
+
+
 def test_close_is_idempotent_and_context_manager(tiny_artifacts):
     with Predictor(tiny_artifacts["pose"]["onnx"]) as p:
         p.push(keypoints=_kp())
