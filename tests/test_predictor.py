@@ -318,6 +318,60 @@ def test_a_preallocated_pool_never_reallocates_as_streams_join_and_leave(backend
     assert grown._pool.capacity < 8
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_push_many_racing_reset_and_close_from_other_threads(backend, tiny_artifacts):
+    """A stream's calls are serialised: a reset or close that races a push_many lands wholly
+    before or after that push's step. So every stream's frame count, seen from the pushes, goes
+    up by one or restarts at one (after a reset or a close, the next push starts it afresh),
+    the calls raise nothing but the documented StreamError for a stream closed meanwhile, and at
+    the end the pool holds exactly one slot per open stream."""
+    p = Predictor(tiny_artifacts["pose"]["onnx"], backend, max_streams=16)
+    keys = list(range(8))
+    seen = {k: [] for k in keys}
+    errors, stop = [], threading.Event()
+
+    def pusher():
+        try:
+            for _ in range(150):
+                for key, pred in p.push_many({k: {"keypoints": _kp()} for k in keys}).items():
+                    seen[key].append(pred.frames_seen)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def disturber(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            while not stop.is_set():
+                key = int(rng.integers(8))
+                if rng.random() < 0.5:
+                    p.reset(key)
+                else:
+                    try:
+                        p.close_stream(key)
+                    except StreamError:  # closed by the other disturber, not pushed again yet
+                        pass
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pusher)] + [threading.Thread(target=disturber, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    restarts = 0
+    for key in keys:
+        assert seen[key][0] == 1 and len(seen[key]) == 150
+        for before, after in zip(seen[key], seen[key][1:]):
+            assert after in (before + 1, 1), (key, before, after)
+            restarts += after == 1
+    assert restarts > 0  # the disturbers did land between pushes
+    slots = [s.slot for s in p._streams.values() if s.slot is not None]
+    assert len(slots) == len(set(slots)) == p._pool.in_use == len(p.streams)
+
+
 def test_close_is_idempotent_and_context_manager(tiny_artifacts):
     with Predictor(tiny_artifacts["pose"]["onnx"]) as p:
         p.push(keypoints=_kp())
