@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeact.spec import FEATURES, KEYPOINTS, METADATA_KEY, PRECISION_KEY, STATE_IN, STATE_OUT
+from edgeact.spec import FEATURES, KEYPOINTS, METADATA_KEY, PRECISION_KEY, STATE_IN, STATE_OUT, stamp_initializers
 
 PRECISIONS = ("fp32", "fp16", "int8")
 KEPT_KEY = "edgeact_kept_higher"
@@ -167,6 +167,7 @@ def write_graph(model, path: Path, precision: str, kept: dict[str, list[str]]) -
         entry.key, entry.value = key, value
     if METADATA_KEY not in meta:
         raise ValueError("the step graph lost its edgeact metadata")
+    stamp_initializers(model)  # this graph's own weights (fp16, Q/DQ), not the fp32 export's
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 

@@ -19,6 +19,7 @@ torch nor onnx at module level.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from edgeact.errors import InputError, InputTypeError, ModelFormatError
 
 SPEC_FORMAT = "edgeact.step/1"
 METADATA_KEY = "edgeact"  # key of the JSON spec in ONNX metadata_props
+INITIALIZERS_KEY = "edgeact.initializers_sha256"  # the weights' hash in ONNX metadata_props
 PRECISION_KEY = "edgeact_precision"  # fp32 | fp16 | int8, written by build_engines (absent: fp32)
 FRAMES = "frames"
 KEYPOINTS = "keypoints"
@@ -300,3 +302,37 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
     except Exception as exc:  # protobuf raises its own untyped errors
         raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
     return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def initializers_sha256(proto: Any) -> str:
+    """Hash of an ONNX graph's initializers (name, type, shape and data), in name order: what
+    the weights are, however the file around them is laid out."""
+    digest = hashlib.sha256()
+    for tensor in sorted(proto.graph.initializer, key=lambda t: t.name):
+        digest.update(tensor.name.encode())
+        digest.update(tensor.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def stamp_initializers(proto: Any) -> None:
+    """Record the graph's weight hash in its metadata (every writer of an edgeact graph calls this
+    last, so the loader can tell edited or damaged weights from the ones that were verified)."""
+    for entry in proto.metadata_props:
+        if entry.key == INITIALIZERS_KEY:
+            entry.value = initializers_sha256(proto)
+            return
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = INITIALIZERS_KEY, initializers_sha256(proto)
+
+
+def check_initializers(proto: Any, source: str | Path) -> None:
+    """ModelFormatError if the graph's weights are not those its metadata recorded (graphs
+    written before the hash existed carry none and pass)."""
+    recorded = {e.key: e.value for e in proto.metadata_props}.get(INITIALIZERS_KEY)
+    if recorded is None:
+        return
+    found = initializers_sha256(proto)
+    if found != recorded:
+        raise ModelFormatError(f"{source}: the weights do not match the hash recorded when the graph was written "
+                               f"(sha256 {found[:12]}... instead of {recorded[:12]}...): the file was damaged or "
+                               "its weights edited; export it again.")

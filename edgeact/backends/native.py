@@ -33,7 +33,7 @@ from edgeact import kernels
 from edgeact.backends.base import Loader, Runner
 from edgeact.backends.onnxruntime import BoundSession, make_session
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, spec_from_metadata
+from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, check_initializers, spec_from_metadata
 
 STACK = "stack:"  # a plan input naming an earlier stack's output: "stack:0"
 
@@ -114,9 +114,11 @@ def _read_onnx(path):
     import onnx
 
     try:
-        return onnx.load(str(path))
+        proto = onnx.load(str(path))
     except Exception as exc:  # protobuf raises its own untyped errors
         raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
+    check_initializers(proto, path)
+    return proto
 
 
 class _Initializers:

@@ -118,3 +118,24 @@ def test_metadata_that_disagrees_with_the_graph_is_refused(tiny_artifacts, tmp_p
     path = _rewrite_metadata(tiny_artifacts["pose"]["onnx"], tmp_path / "liar.onnx", wrong_state)
     with pytest.raises(ModelFormatError):
         Predictor(path, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "native"])
+def test_edited_onnx_weights_fail_the_recorded_hash(tiny_artifacts, tmp_path, backend):
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeact.spec import INITIALIZERS_KEY
+
+    proto = onnx.load(str(tiny_artifacts["pose"]["onnx"]))
+    assert INITIALIZERS_KEY in {e.key for e in proto.metadata_props}  # every export records it
+    tensor = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).size > 1
+                  and numpy_helper.to_array(t).dtype.kind == "f")
+    array = numpy_helper.to_array(tensor).copy()
+    array.flat[0] += 0.5
+    tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+    edited = tmp_path / "edited.onnx"
+    onnx.save(proto, str(edited))
+    with pytest.raises(ModelFormatError, match="the weights do not match the hash recorded when the graph was written"):
+        Predictor(edited, backend=backend)
+    Predictor(tiny_artifacts["pose"]["onnx"], backend=backend).close()  # the untouched graph loads
