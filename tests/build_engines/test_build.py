@@ -157,3 +157,33 @@ def test_with_tensorrt_each_kept_graph_becomes_a_gated_engine(trained_pose, tmp_
     assert not any("TensorRT is not installed" in line for line in lines)
     p = Predictor(engine)
     assert p.backend == "tensorrt" and p.runner.max_batch == 4
+
+
+def test_a_disk_that_fills_while_writing_a_graph_leaves_no_file_under_its_name(trained_pose, tmp_path, monkeypatch):
+    import errno
+
+    import onnx
+
+    import build_engines.precision
+
+    real_save = onnx.save
+
+    def save(proto, path, *args, **kwargs):  # the fp16 graph's write runs out of space half-way
+        if build_engines.precision.PRECISION_KEY in {e.key for e in proto.metadata_props} and any(
+                e.value == "fp16" for e in proto.metadata_props if e.key == build_engines.precision.PRECISION_KEY):
+            with open(path, "wb") as f:
+                f.write(proto.SerializeToString()[:500])
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(proto, path, *args, **kwargs)
+
+    monkeypatch.setattr(onnx, "save", save)
+    with pytest.raises(OSError) as caught:
+        build(trained_pose["onnx"], _options(trained_pose, tmp_path, precisions=("fp32", "fp16"), latency_pushes=0),
+              log=lambda line: None)
+    assert caught.value.errno == errno.ENOSPC
+    assert not (tmp_path / "student.fp16.onnx").exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith("tmp") or p.suffix == ".tmp"]  # no leftovers
+    monkeypatch.undo()
+    done = build(trained_pose["onnx"], _options(trained_pose, tmp_path, precisions=("fp16",), latency_pushes=0),
+                 log=lambda line: None)
+    assert done.outputs["fp16"].exists()
