@@ -2,6 +2,8 @@
 // that have them, and never executes an instruction the CPU lacks.
 #include "isa.h"
 
+#include "errors.h"
+
 namespace edgeact {
 
 const std::vector<const KernelTable*>& runnable_kernel_tables() {
@@ -38,6 +40,13 @@ const KernelTable* find_kernel_table(const std::string& isa) {
     if (isa == table->isa) return table;
   }
   return nullptr;
+}
+
+const KernelTable& kernel_table_or_throw(const std::string& isa, const std::string& shown) {
+  if (const KernelTable* table = find_kernel_table(isa)) return *table;
+  std::string names = "'auto'";
+  for (const KernelTable* table : runnable_kernel_tables()) names += std::string(", '") + table->isa + "'";
+  throw InputError("isa must be one of " + names + " (those this CPU runs), got " + shown + ".");
 }
 
 }  // namespace edgeact

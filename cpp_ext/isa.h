@@ -14,5 +14,8 @@ const std::vector<const KernelTable*>& runnable_kernel_tables();
 std::vector<std::string> compiled_isas();
 // The table named `isa` ("auto" = the first runnable one), or nullptr if it cannot run here.
 const KernelTable* find_kernel_table(const std::string& isa);
+// find_kernel_table, or an InputError naming the tables this CPU runs; `shown` is how the caller's
+// argument reads in the message (its Python repr).
+const KernelTable& kernel_table_or_throw(const std::string& isa, const std::string& shown);
 
 }  // namespace edgeact

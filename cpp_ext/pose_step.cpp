@@ -164,13 +164,7 @@ class PoseStep {
                        std::to_string(align_.size()) + " joints with coords " + std::to_string(coords_) + ".");
     }
     const std::string isa_name = as_str("isa", isa.obj);
-    kernels_ = find_kernel_table(isa_name);
-    if (kernels_ == nullptr) {
-      std::string names = "'auto'";
-      for (const KernelTable* table : runnable_kernel_tables()) names += std::string(", '") + table->isa + "'";
-      throw InputError("isa must be one of " + names + " (those this CPU runs), got " + std::string(py::repr(isa.obj)) +
-                       ".");
-    }
+    kernels_ = &kernel_table_or_throw(isa_name, std::string(py::repr(isa.obj)));
     const int lanes = kernels_->lanes;
 
     // Joint convolutions (1x1): [out, in], layer 0 reads coords per feature + visibility.

@@ -135,13 +135,7 @@ class PackedRecurrent {
     }
     format_ = dtype == "float32" ? WeightFormat::kFloat32 : WeightFormat::kBFloat16;
     const std::string isa_name = as_str("isa", isa.obj);
-    kernels_ = find_kernel_table(isa_name);
-    if (kernels_ == nullptr) {
-      std::string names = "'auto'";
-      for (const KernelTable* table : runnable_kernel_tables()) names += std::string(", '") + table->isa + "'";
-      throw InputError("isa must be one of " + names + " (those this CPU runs), got " + std::string(py::repr(isa.obj)) +
-                       ".");
-    }
+    kernels_ = &kernel_table_or_throw(isa_name, std::string(py::repr(isa.obj)));
 
     for (std::size_t l = 0; l < layers; ++l) {
       layers_.push_back(pack_layer(w_ih[l], w_hh[l], b_ih.empty() ? nullptr : &b_ih[l],
@@ -230,15 +224,7 @@ class PackedRecurrent {
     const bool lstm = kind_ == CellKind::kLstm;
     const float* input = s.x.data;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      RecurrentLayerArgs args;
-      args.weights = layers_[l].weights.get();
-      args.bias = static_cast<const float*>(layers_[l].bias.get());
-      args.format = format_;
-      args.input_size = layers_[l].input_size;
-      args.hidden_size = hidden_size_;
-      args.batch = s.batch;
-      args.descending = descending_;
-      args.x = input;
+      RecurrentLayerArgs args = layer_args(l, s.batch, input);
       args.h = s.h.data + l * state;
       args.c = lstm ? s.c.data + l * state : nullptr;
       // In place, new h goes to scratch (all of old h[l] is read by every panel) and is copied
@@ -263,15 +249,7 @@ class PackedRecurrent {
     const bool lstm = kind_ == CellKind::kLstm;
     const float* input = x;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      RecurrentLayerArgs args;
-      args.weights = layers_[l].weights.get();
-      args.bias = static_cast<const float*>(layers_[l].bias.get());
-      args.format = format_;
-      args.input_size = layers_[l].input_size;
-      args.hidden_size = hidden_size_;
-      args.batch = batch;
-      args.descending = descending_;
-      args.x = input;
+      RecurrentLayerArgs args = layer_args(l, batch, input);
       args.h = h[l];
       args.c = lstm ? c[l] : nullptr;
       args.h_out = h_out[l];
@@ -288,6 +266,21 @@ class PackedRecurrent {
     AlignedBuffer weights, bias;
     std::size_t weight_bytes = 0, bias_bytes = 0;
   };
+
+  // Layer l's weights and shape for one step of `batch` rows reading `x`; the caller adds the
+  // state pointers.
+  RecurrentLayerArgs layer_args(std::size_t l, int batch, const float* x) const {
+    RecurrentLayerArgs args;
+    args.weights = layers_[l].weights.get();
+    args.bias = static_cast<const float*>(layers_[l].bias.get());
+    args.format = format_;
+    args.input_size = layers_[l].input_size;
+    args.hidden_size = hidden_size_;
+    args.batch = batch;
+    args.descending = descending_;
+    args.x = x;
+    return args;
+  }
 
   int panels() const { return (hidden_size_ + kernels_->lanes - 1) / kernels_->lanes; }
 
