@@ -89,7 +89,7 @@ def test_cli_info_reports_build():
     assert "_C.simd:" in result.stdout
     from importlib import metadata
 
-    for name, extra in (("numpy", ""), ("onnxruntime", ""), ("onnx", " [train]"), ("torch", " [train, export, torch backend]")):
+    for name, extra in (("numpy", ""), ("onnxruntime", ""), ("onnx", ""), ("torch", " [train, export, torch backend]")):
         assert f"  {name}: {metadata.version(name)}{extra}\n" in result.stdout
     try:
         tensorrt = metadata.version("tensorrt")
