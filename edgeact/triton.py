@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeact.backends.onnxruntime import ORT_DTYPES, graph_tensor_fits
 from edgeact.errors import InputError, ModelFormatError
 from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, TensorSpec, onnx_metadata, read_spec
 
@@ -36,12 +37,6 @@ TRITON_DTYPES = {
     "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int16": "TYPE_INT16",
     "int32": "TYPE_INT32", "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32",
     "float64": "TYPE_FP64",
-}
-# ONNX Runtime's type strings of the same dtypes, to check the graph against its spec
-_ORT_DTYPES = {
-    "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int16)": "int16",
-    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float16)": "float16",
-    "tensor(float)": "float32", "tensor(double)": "float64",
 }
 
 
@@ -251,14 +246,12 @@ def _check_graph(model_path: Path, spec: ModelSpec) -> None:
         if t.name not in graph:
             raise ModelFormatError(f"{model_path}: its edgeact spec declares {t.name!r}, "
                                    "which the graph does not have.")
-        shape, dtype = graph[t.name].shape, _ORT_DTYPES.get(graph[t.name].type, graph[t.name].type)
-        fits = len(shape) == len(t.shape) + 1 and all(not isinstance(g, int) or g == d
-                                                      for g, d in zip(shape[1:], t.shape))
-        if isinstance(shape[0], int) or not fits or dtype != t.dtype:  # a named (symbolic) axis fits any size
+        arg = graph[t.name]
+        if not graph_tensor_fits(arg, t) or isinstance(arg.shape[0], int):  # Triton batches: a symbolic axis
             raise ModelFormatError(
                 f"{model_path}: tensor {t.name!r} must be {t.describe()} with a dynamic batch for Triton's batching, "
-                f"got {dtype} of shape {tuple(shape)}. Export it with a dynamic batch "
-                "(the default of `edgeact export`)."
+                f"got {ORT_DTYPES.get(arg.type, arg.type)} of shape {tuple(arg.shape)}. Export it with a dynamic "
+                "batch (the default of `edgeact export`)."
             )
 
 

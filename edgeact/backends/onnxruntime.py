@@ -120,29 +120,33 @@ class BoundSession:
         binding.synchronize_outputs()  # device outputs complete before the pool reads or copies them
 
 
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-              "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64",
-              "tensor(bool)": "bool"}
+# ONNX Runtime's type strings of the dtypes step graphs use
+ORT_DTYPES = {"tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int16)": "int16",
+              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float16)": "float16",
+              "tensor(float)": "float32", "tensor(double)": "float64"}
+
+
+def graph_tensor_fits(arg: Any, want: TensorSpec) -> bool:
+    """Whether a session's input or output (an ONNX Runtime NodeArg) is ``want`` behind a batch
+    axis: the same dtype, rank and fixed sizes (a symbolic size fits any)."""
+    shape = list(arg.shape)
+    return (ORT_DTYPES.get(arg.type, arg.type) == want.dtype and len(shape) == len(want.shape) + 1
+            and all(not isinstance(g, int) or g == w for g, w in zip(shape[1:], want.shape)))
 
 
 def _check_graph_against_spec(session, spec: ModelSpec, path: Any) -> None:
     """Every step input and output the spec declares, with its dtype and (non-batch) shape: metadata
     that disagrees with the graph is refused here, not by a failed first push."""
-    declared = {s.name: s for s in spec.data_inputs} | {STATE_IN + s.name: s for s in spec.state}
-    declared_out = {LOGITS: None} | {STATE_OUT + s.name: s for s in spec.state}
     outputs = {o.name: o for o in session.get_outputs()}
-    missing = [name for name in declared_out if name not in outputs]
+    missing = [name for name in (LOGITS, *(STATE_OUT + s.name for s in spec.state)) if name not in outputs]
     if missing:
         raise ModelFormatError(f"{path}: graph outputs {sorted(outputs)} lack {missing}, which its edgeact spec declares.")
-    args = [(a, declared.get(a.name), "input") for a in session.get_inputs()]
-    args += [(outputs[name], want, "output") for name, want in declared_out.items() if want is not None]
+    declared = {s.name: s for s in spec.data_inputs} | {STATE_IN + s.name: s for s in spec.state}
+    # an input the spec lacks is reported by the name check
+    args = [(a, declared[a.name], "input") for a in session.get_inputs() if a.name in declared]
+    args += [(outputs[STATE_OUT + s.name], s, "output") for s in spec.state]
     for arg, want, kind in args:
-        if want is None:
-            continue  # an input the spec lacks: the name check reports it
-        dims = list(arg.shape)[1:]
-        fits = (ORT_DTYPES.get(arg.type) == want.dtype and len(dims) == len(want.shape)
-                and all(not isinstance(d, int) or d == w for d, w in zip(dims, want.shape)))
-        if not fits:
+        if not graph_tensor_fits(arg, want):
             raise ModelFormatError(f"{path}: graph {kind} {arg.name!r} is {arg.type} of shape {list(arg.shape)}, but "
                                    f"its edgeact spec declares {want.describe()}; re-export the model.")
 
