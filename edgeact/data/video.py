@@ -9,6 +9,8 @@ built with FFmpeg, writes ~4x more bytes and decodes ~3x slower.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,18 +51,25 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: Codec) -> Non
         writer.release()
 
 
-def probe_video(path: Path) -> tuple[int, float]:
-    """(frame count, frames per second) from a video's container header, without decoding;
-    fps is 0.0 where the container does not say."""
+@contextmanager
+def _opened(path: Path) -> Iterator[cv2.VideoCapture]:
+    """An opened capture of ``path``, released afterwards; a missing or unreadable file is a DatasetError."""
     if not path.is_file():
         raise DatasetError(f"Video file {path} does not exist.")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise DatasetError(f"OpenCV {cv2.__version__} cannot open the video {path}.")
-        count, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS))
+        yield capture
     finally:
         capture.release()
+
+
+def probe_video(path: Path) -> tuple[int, float]:
+    """(frame count, frames per second) from a video's container header, without decoding;
+    fps is 0.0 where the container does not say."""
+    with _opened(path) as capture:
+        count, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS))
     if count < 1:
         raise DatasetError(f"The video {path} reports {count} frames in its header; edgeact needs the frame count.")
     return count, fps if np.isfinite(fps) and fps > 0 else 0.0
@@ -68,19 +77,12 @@ def probe_video(path: Path) -> tuple[int, float]:
 
 def read_video(path: Path) -> np.ndarray:
     """All frames of a video as uint8 [T,H,W,3], BGR as OpenCV decodes them."""
-    if not path.is_file():
-        raise DatasetError(f"Video file {path} does not exist.")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise DatasetError(f"OpenCV {cv2.__version__} cannot open the video {path}.")
+    with _opened(path) as capture:
         frames = []
         ok, frame = capture.read()
         while ok:
             frames.append(frame)
             ok, frame = capture.read()
-    finally:
-        capture.release()
     if not frames:
         raise DatasetError(f"The video {path} has no readable frames.")
     return np.stack(frames)
