@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeact.spec import FEATURES, KEYPOINTS, METADATA_KEY, PRECISION_KEY, STATE_IN, STATE_OUT, stamp_initializers
+from edgeact.spec import FEATURES, KEYPOINTS, METADATA_KEY, PRECISION_KEY, STATE_IN, STATE_OUT, save_graph
 
 PRECISIONS = ("fp32", "fp16", "int8")
 KEPT_KEY = "edgeact_kept_higher"
@@ -157,8 +157,6 @@ def _name_nodes(model) -> None:
 
 def write_graph(model, path: Path, precision: str, kept: dict[str, list[str]]) -> None:
     """Save ``model`` with the edgeact metadata it carries plus its precision and kept nodes."""
-    import onnx
-
     meta = {e.key: e.value for e in model.metadata_props}
     del model.metadata_props[:]
     meta.update({PRECISION_KEY: precision, KEPT_KEY: json.dumps(kept, sort_keys=True)})
@@ -167,9 +165,7 @@ def write_graph(model, path: Path, precision: str, kept: dict[str, list[str]]) -
         entry.key, entry.value = key, value
     if METADATA_KEY not in meta:
         raise ValueError("the step graph lost its edgeact metadata")
-    stamp_initializers(model)  # this graph's own weights (fp16, Q/DQ), not the fp32 export's
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    save_graph(model, path)  # the hash of this graph's own weights (fp16, Q/DQ), not the fp32 export's
 
 
 # -- the precisions -------------------------------------------------------------------------------

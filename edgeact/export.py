@@ -25,7 +25,7 @@ from edgeact.checkpoint import checkpoint_spec, load_checkpoint
 from edgeact.errors import ExportError, InputError
 from edgeact.models import StreamingModel
 from edgeact.parity import FACTOR, ParityCheck, float64_twin
-from edgeact.spec import FRAMES, LOGITS, METADATA_KEY, PROBS, STATE_IN, STATE_OUT, ModelSpec, stamp_initializers
+from edgeact.spec import FRAMES, LOGITS, METADATA_KEY, PROBS, STATE_IN, STATE_OUT, ModelSpec, save_graph
 
 LEGACY_OPSET = 17  # the TorchScript exporter; older Jetson TensorRT versions need <= 17
 OPSETS = (17, 18, 19, 20, 21)
@@ -192,9 +192,7 @@ def _finish_model(path: Path, spec: ModelSpec, simplify: bool, model: StreamingM
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "edgeact"
-    stamp_initializers(proto)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    save_graph(proto, path)
     return spec
 
 

@@ -227,7 +227,7 @@ def take_raw_frames(path, spec, raw_size: tuple[int, int], *, seed: int):
     import onnx
 
     from edgeact.errors import ExportError
-    from edgeact.spec import METADATA_KEY, stamp_initializers
+    from edgeact.spec import METADATA_KEY, save_graph
 
     error = preprocessing_error(spec.frames, raw_size, sample_frames(raw_size, seed))
     if error["max_uint8"] > MAX_UINT8_DIFFERENCE:
@@ -238,7 +238,5 @@ def take_raw_frames(path, spec, raw_size: tuple[int, int], *, seed: int):
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
             entry.value = spec.to_json()
-    stamp_initializers(proto)  # the preprocessing's constants are weights too
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    save_graph(proto, path)  # the hash covers the preprocessing's constants too
     return spec

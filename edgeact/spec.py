@@ -314,9 +314,19 @@ def initializers_sha256(proto: Any) -> str:
     return digest.hexdigest()
 
 
+def save_graph(proto: Any, path: str | Path) -> None:
+    """Write an edgeact step graph: its weights' hash recorded in its metadata, checked by onnx,
+    saved. Every writer of a graph (export, --frame-input, build_engines) goes through here."""
+    import onnx
+
+    stamp_initializers(proto)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
 def stamp_initializers(proto: Any) -> None:
-    """Record the graph's weight hash in its metadata (every writer of an edgeact graph calls this
-    last, so the loader can tell edited or damaged weights from the ones that were verified)."""
+    """Record the graph's weight hash in its metadata, so the loader can tell edited or damaged
+    weights from the ones that were written (:func:`save_graph` does it for every writer)."""
     for entry in proto.metadata_props:
         if entry.key == INITIALIZERS_KEY:
             entry.value = initializers_sha256(proto)
