@@ -335,6 +335,19 @@ def stamp_initializers(proto: Any) -> None:
     entry.key, entry.value = INITIALIZERS_KEY, initializers_sha256(proto)
 
 
+def read_graph(path: str | Path) -> Any:
+    """An edgeact graph as an onnx ModelProto, its weights checked against the hash they were
+    written with; a file onnx cannot read is a ModelFormatError."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises its own untyped errors
+        raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
+    check_initializers(proto, path)
+    return proto
+
+
 def check_initializers(proto: Any, source: str | Path) -> None:
     """ModelFormatError if the graph's weights are not those its metadata recorded (graphs
     written before the hash existed carry none and pass)."""

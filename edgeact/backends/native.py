@@ -33,7 +33,7 @@ from edgeact import kernels
 from edgeact.backends.base import Loader, Runner
 from edgeact.backends.onnxruntime import BoundSession, make_session
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, check_initializers, spec_from_metadata
+from edgeact.spec import PRECISION_KEY, STATE_IN, STATE_OUT, ModelSpec, read_graph, spec_from_metadata
 
 STACK = "stack:"  # a plan input naming an earlier stack's output: "stack:0"
 
@@ -70,7 +70,7 @@ class NativeLoader(Loader):
             raise BackendError(
                 f"backend 'native' runs on the CPU: device must be 'auto' or 'cpu', got {self.device!r}."
             )
-        proto = _read_onnx(self.path)
+        proto = read_graph(self.path)
         metadata = {e.key: e.value for e in proto.metadata_props}
         spec = spec_from_metadata(metadata, self.path)
         precision = metadata.get(PRECISION_KEY, "fp32")
@@ -108,17 +108,6 @@ class NativeLoader(Loader):
         loaded = LoadedStep(spec, encoder, encoder_states, stacks, linear)
         _check_widths(loaded, self.path)
         return loaded
-
-
-def _read_onnx(path):
-    import onnx
-
-    try:
-        proto = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises its own untyped errors
-        raise ModelFormatError(f"{path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
-    check_initializers(proto, path)
-    return proto
 
 
 class _Initializers:

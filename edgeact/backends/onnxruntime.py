@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeact.backends.base import Loader, Runner
 from edgeact.errors import BackendError, ModelFormatError
-from edgeact.spec import LOGITS, STATE_IN, STATE_OUT, ModelSpec, TensorSpec, check_initializers, spec_from_metadata
+from edgeact.spec import LOGITS, STATE_IN, STATE_OUT, ModelSpec, TensorSpec, read_graph, spec_from_metadata
 
 DEVICE_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # state in device memory
 PROVIDERS = {
@@ -64,14 +64,7 @@ class OnnxRuntimeLoader(Loader):
     backend = "onnxruntime"
 
     def __call__(self):
-        import onnx
-
-        try:  # the weights the graph was written with (the hash in its metadata), before a session
-            proto = onnx.load(str(self.path))
-        except Exception as exc:  # protobuf raises its own untyped errors
-            raise ModelFormatError(f"{self.path} is not a loadable ONNX model ({type(exc).__name__}: {exc}).") from exc
-        check_initializers(proto, self.path)
-        del proto
+        read_graph(self.path)  # the weights the graph was written with (the hash in its metadata), before a session
         return make_session(self.path, device=self.device, threads=self.threads)
 
 
