@@ -4,7 +4,7 @@
 
 Cases
 - LSTM / GRU step (input_size = hidden_size in {256, 512, 1024}, batch 1 and 8): edgeact._C
-  (float32 and bfloat16 weights) vs nn.LSTMCell/nn.GRUCell under torch.inference_mode(), vs the
+  (float32, bfloat16 and int8 weights) vs nn.LSTMCell/nn.GRUCell under torch.inference_mode(), vs the
   same cell exported (torch.onnx.export, dynamo=False, opset 17) and run by ONNX Runtime with
   IO binding, vs numpy (one GEMM over [x, h]). Every backend gets the same thread count.
   A numpy sgemv over a float32 matrix of the LSTM's weight size is the memory-bandwidth
@@ -197,8 +197,11 @@ def _recurrent_case(cell: str, hidden: int, batch: int, seconds: float, tmp: Pat
 
     ours = getattr(_C, cell)(*layers, threads=ARGS.threads)
     ours_bf16 = getattr(_C, cell)(*layers, threads=ARGS.threads, weights_dtype="bfloat16")
+    ours_int8 = getattr(_C, cell)(*layers, threads=ARGS.threads, weights_dtype="int8")
     h2, c2 = h.copy(), c.copy()
     state_bf16 = (h2, c2) if cell == "LSTM" else (h2,)
+    h3, c3 = h.copy(), c.copy()
+    state_int8 = (h3, c3) if cell == "LSTM" else (h3,)
 
     xt = torch.from_numpy(x)
     ht, ct = torch.zeros(batch, hidden), torch.zeros(batch, hidden)
@@ -224,6 +227,7 @@ def _recurrent_case(cell: str, hidden: int, batch: int, seconds: float, tmp: Pat
     backends = {
         "edgeact": lambda: ours.step(x, *state),
         "edgeact_bf16": lambda: ours_bf16.step(x, *state_bf16),
+        "edgeact_int8": lambda: ours_int8.step(x, *state_int8),
         "torch": torch_step,
         "onnxruntime": _onnx_session(module, example, tmp / f"{cell}_{hidden}_{batch}.onnx"),
         "numpy": _numpy_step(cell, w, b, hidden, batch, input_size),
@@ -245,6 +249,7 @@ def _recurrent_case(cell: str, hidden: int, batch: int, seconds: float, tmp: Pat
         "edgeact_isa": ours.isa,
         "edgeact_GBps": ours.packed_nbytes / (base * 1e3),
         "edgeact_bf16_GBps": ours_bf16.packed_nbytes / (timings["edgeact_bf16"]["median_us"] * 1e3),
+        "edgeact_int8_GBps": ours_int8.packed_nbytes / (timings["edgeact_int8"]["median_us"] * 1e3),
         "sgemv_GBps": gemv_w.nbytes / (timings["numpy_sgemv"]["median_us"] * 1e3),
         "timings": timings,
     }
@@ -336,15 +341,17 @@ def main() -> int:
                         r = _recurrent_case(cell, hidden, batch, seconds, Path(tmp))
                         results["recurrent"].append(r)
                         t = r["timings"]
-                        rows.append([cell, hidden, batch, _fmt(t["edgeact"]), _fmt(t["edgeact_bf16"]), _fmt(t["torch"]),
+                        rows.append([cell, hidden, batch, _fmt(t["edgeact"]), _fmt(t["edgeact_bf16"]),
+                                     _fmt(t["edgeact_int8"]), _fmt(t["torch"]),
                                      _fmt(t["onnxruntime"]), _fmt(t["numpy"]),
                                      f"{t['torch']['ratio_vs_edgeact']:.2f}", f"{t['onnxruntime']['ratio_vs_edgeact']:.2f}",
                                      f"{t['numpy']['ratio_vs_edgeact']:.2f}", f"{t['edgeact_bf16']['ratio_vs_edgeact']:.2f}",
+                                     f"{t['edgeact_int8']['ratio_vs_edgeact']:.2f}",
                                      f"{r['edgeact_GBps']:.1f}", f"{r['sgemv_GBps']:.1f}"])
                         print(f"  {cell} h={hidden} b={batch}: edgeact {t['edgeact']['median_us']:.1f} us", file=sys.stderr)
         _print_table("Recurrent step (input_size = hidden)",
-                     ["cell", "hidden", "batch", "edgeact", "ea-bf16", "torch", "ort", "numpy", "torch/ea", "ort/ea",
-                      "numpy/ea", "bf16/ea", "ea GB/s", "sgemv GB/s"], rows)
+                     ["cell", "hidden", "batch", "edgeact", "ea-bf16", "ea-int8", "torch", "ort", "numpy", "torch/ea",
+                      "ort/ea", "numpy/ea", "bf16/ea", "int8/ea", "ea GB/s", "sgemv GB/s"], rows)
 
     if ARGS.only in (None, "shift"):
         rows = []
@@ -387,13 +394,14 @@ def _print_targets(results: dict) -> None:
         if (r["cell"], r["hidden"], r["batch"]) == ("LSTM", 512, 1):
             t = r["timings"]
             for key, backend in (("lstm_torch", "torch"), ("lstm_ort", "onnxruntime")):
-                for ours in ("edgeact", "edgeact_bf16"):
+                for ours in ("edgeact", "edgeact_bf16", "edgeact_int8"):
                     ratio = t[backend]["median_us"] / t[ours]["median_us"]
                     verdict = "met" if ratio >= TARGETS[key] else "NOT met"
                     print(f"  LSTM h=512 b=1 {ours} vs {backend}: {ratio:.2f}x (target >= {TARGETS[key]}x) {verdict}")
             print(f"  LSTM h=512 b=1 streams {r['edgeact_packed_bytes'] / 2**20:.2f} MiB/step: edgeact "
                   f"{r['edgeact_GBps']:.1f} GB/s = {100 * r['edgeact_GBps'] / r['sgemv_GBps']:.0f}% of numpy sgemv "
-                  f"({r['sgemv_GBps']:.1f} GB/s); bf16 {r['edgeact_bf16_GBps']:.1f} GB/s of bf16 weights")
+                  f"({r['sgemv_GBps']:.1f} GB/s); bf16 {r['edgeact_bf16_GBps']:.1f} GB/s of bf16 weights, int8 "
+                  f"{r['edgeact_int8_GBps']:.1f} GB/s of int8 weights and scales")
     if results["shift"]:
         ratios = [r["timings"]["torch"]["ratio_vs_edgeact"] for r in results["shift"]]
         worst = min(ratios)

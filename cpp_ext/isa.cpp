@@ -13,7 +13,9 @@ const std::vector<const KernelTable*>& runnable_kernel_tables() {
     __builtin_cpu_init();
     // libgcc's check also requires the OS to save the wider registers (XGETBV).
     const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (has_avx2 && __builtin_cpu_supports("avx512f")) found.push_back(&avx512::kernel_table());
+    const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    if (has_avx512 && __builtin_cpu_supports("avx512vnni")) found.push_back(&avx512_vnni::kernel_table());
+    if (has_avx512) found.push_back(&avx512::kernel_table());
     if (has_avx2) found.push_back(&avx2::kernel_table());
 #endif
     found.push_back(&baseline::kernel_table());
@@ -26,6 +28,7 @@ std::vector<std::string> compiled_isas() {
   std::vector<std::string> names;
 #if EDGEACT_X86_DISPATCH
   // Literals: even kernel_table() of those files is AVX code, not to be called on any CPU.
+  names.push_back("avx512_vnni");
   names.push_back("avx512");
   names.push_back("avx2");
 #endif

@@ -10,6 +10,9 @@
 // merged by the linker into the SSE2 copy, which would crash older CPUs with SIGILL.
 #include <cstddef>
 #include <cstdint>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 
@@ -46,6 +49,58 @@ inline void load_pair(const std::uint16_t* p, vf& even, vf& odd) {
   odd = (vf)(words & 0xffff0000u);
 }
 inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// int8 weights x int16 activations (WeightFormat::kInt8): `widen_pairs` turns 2 * kLanes int8
+// weights (a pair per lane) into int16 pairs, one per 32-bit lane of a vi, and `dot_pairs` adds
+// w.lo * x.lo + w.hi * x.hi to each lane's int32 sum: one vpdpwssd with AVX-512 VNNI or
+// AVX-VNNI, vpmaddwd + vpaddd without, plain vector arithmetic elsewhere (NEON, generic). The
+// sums are exact, so every ISA gives the same integers.
+#if EDGEACT_VECTOR_BYTES == 64 && defined(__AVX512BW__)
+inline vi widen_pairs(const std::int8_t* p) {
+  return (vi)_mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline vi dot_pairs(vi acc, vi w, vi x) {
+#if defined(__AVX512VNNI__)
+  return (vi)_mm512_dpwssd_epi32((__m512i)acc, (__m512i)w, (__m512i)x);
+#else
+  return acc + (vi)_mm512_madd_epi16((__m512i)w, (__m512i)x);
+#endif
+}
+#elif EDGEACT_VECTOR_BYTES == 32 && defined(__AVX2__)
+inline vi widen_pairs(const std::int8_t* p) {
+  return (vi)_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline vi dot_pairs(vi acc, vi w, vi x) {
+#if defined(__AVXVNNI__)
+  return (vi)_mm256_dpwssd_avx_epi32((__m256i)acc, (__m256i)w, (__m256i)x);
+#else
+  return acc + (vi)_mm256_madd_epi16((__m256i)w, (__m256i)x);
+#endif
+}
+#elif EDGEACT_VECTOR_BYTES == 16 && defined(__SSE2__)
+inline vi widen_pairs(const std::int8_t* p) {
+  const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return (vi)_mm_srai_epi16(_mm_unpacklo_epi8(bytes, bytes), 8);  // each byte twice, shifted: sign-extended
+}
+inline vi dot_pairs(vi acc, vi w, vi x) { return acc + (vi)_mm_madd_epi16((__m128i)w, (__m128i)x); }
+#else
+typedef std::int8_t vb __attribute__((vector_size(EDGEACT_VECTOR_BYTES / 2)));
+typedef std::int16_t vs __attribute__((vector_size(EDGEACT_VECTOR_BYTES)));
+inline vi widen_pairs(const std::int8_t* p) {
+  vb bytes;
+  __builtin_memcpy(&bytes, p, sizeof bytes);
+  return (vi)__builtin_convertvector(bytes, vs);
+}
+inline vi dot_pairs(vi acc, vi w, vi x) {
+  return acc + ((w << 16) >> 16) * ((x << 16) >> 16) + (w >> 16) * (x >> 16);  // arithmetic shifts
+}
+#endif
+// The activation pair (q[0], q[1]) in every lane.
+inline vi splat_pair(const std::int16_t* q) {
+  std::int32_t pair;
+  __builtin_memcpy(&pair, q, sizeof pair);
+  return vi{} + pair;
+}
 
 inline vf load_partial(const float* p, int n) {
   float tmp[kLanes] = {};
@@ -257,8 +312,114 @@ void recurrent_panels(const RecurrentLayerArgs& a, int first_panel, int end_pane
   }
 }
 
+// acc[r][s] += sum over pairs of w[k/2][s][:][0..1] . q[r][k..k+1] for even k < n (n even):
+// exact int32 sums (recurrent.cpp bounds the activations so that they cannot overflow).
+template <int R, int S>
+inline void accumulate_int8(vi (&acc)[R][S], const std::int8_t* w, const std::int16_t* const (&q)[R], int n) {
+  if constexpr (R == 1) {
+    vi odd[S] = {};  // a second chain per slot hides the multiply-add latency
+    int k = 0;
+    for (; k + 4 <= n; k += 4) {
+      const vi even_in = splat_pair(q[0] + k), odd_in = splat_pair(q[0] + k + 2);
+      for (int s = 0; s < S; ++s) acc[0][s] = dot_pairs(acc[0][s], widen_pairs(w + ((k / 2) * S + s) * 2 * kLanes), even_in);
+      for (int s = 0; s < S; ++s) odd[s] = dot_pairs(odd[s], widen_pairs(w + ((k / 2 + 1) * S + s) * 2 * kLanes), odd_in);
+    }
+    if (k < n) {
+      const vi in = splat_pair(q[0] + k);
+      for (int s = 0; s < S; ++s) acc[0][s] = dot_pairs(acc[0][s], widen_pairs(w + ((k / 2) * S + s) * 2 * kLanes), in);
+    }
+    for (int s = 0; s < S; ++s) acc[0][s] += odd[s];
+  } else {
+    for (int k = 0; k < n; k += 2) {
+      vi in[R];
+      for (int r = 0; r < R; ++r) in[r] = splat_pair(q[r] + k);
+      for (int s = 0; s < S; ++s) {
+        const vi wv = widen_pairs(w + ((k / 2) * S + s) * 2 * kLanes);
+        for (int r = 0; r < R; ++r) acc[r][s] = dot_pairs(acc[r][s], wv, in[r]);
+      }
+    }
+  }
+}
+
+// One int8 input range of one panel for R batch rows: the integer sums, then
+// acc += sum * weight row scale * the row's activation scale (kHidden: GRU slot n_h -> 3).
+template <int R, int S, bool kGru, bool kHidden>
+inline void accumulate_rows_int8(vf (*acc)[4], const std::int8_t* w, const std::int16_t* q, int ld, int n,
+                                 const float* scales, const float* act_scales) {
+  vi sums[R][S] = {};
+  const std::int16_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = q + static_cast<std::ptrdiff_t>(r) * ld;
+  accumulate_int8<R, S>(sums, w, rows, n);
+  for (int r = 0; r < R; ++r) {
+    const vf row_scale = splat(act_scales[r * 2]);
+    for (int s = 0; s < S; ++s) {
+      const int slot = (kGru && kHidden && s == 2) ? 3 : s;
+      acc[r][slot] += __builtin_convertvector(sums[r][s], vf) * (load(scales + slot * kLanes) * row_scale);
+    }
+  }
+}
+
+template <int S, bool kGru, bool kHidden>
+inline void accumulate_range_int8(vf (*acc)[4], int rows, const std::int8_t* w, const std::int16_t* q, int ld,
+                                  const float* scales, const float* act_scales) {
+  for (int r0 = 0; r0 < rows; r0 += kMaxRows) {
+    const std::int16_t* qr = q + static_cast<std::ptrdiff_t>(r0) * ld;
+    const float* ar = act_scales + r0 * 2;
+    switch (imin(kMaxRows, rows - r0)) {
+      case 1: accumulate_rows_int8<1, S, kGru, kHidden>(acc + r0, w, qr, ld, ld, scales, ar); break;
+#if EDGEACT_MAX_ROWS >= 2
+      case 2: accumulate_rows_int8<2, S, kGru, kHidden>(acc + r0, w, qr, ld, ld, scales, ar); break;
+#endif
+#if EDGEACT_MAX_ROWS >= 3
+      case 3: accumulate_rows_int8<3, S, kGru, kHidden>(acc + r0, w, qr, ld, ld, scales, ar); break;
+#endif
+#if EDGEACT_MAX_ROWS >= 4
+      case 4: accumulate_rows_int8<4, S, kGru, kHidden>(acc + r0, w, qr, ld, ld, scales, ar); break;
+#endif
+      default: break;
+    }
+  }
+}
+
+template <bool kGru>
+void recurrent_panels_int8(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
+  constexpr int kSlots = kGru ? 3 : 4;
+  const int in_packed = (a.input_size + 1) / 2 * 2, hid_packed = (a.hidden_size + 1) / 2 * 2;
+  const std::ptrdiff_t panel_stride = static_cast<std::ptrdiff_t>(in_packed + hid_packed) * kSlots * kLanes;
+  const std::int8_t* weights = static_cast<const std::int8_t*>(a.weights);
+  for (int i = first_panel; i < end_panel; ++i) {
+    const int p = a.descending ? first_panel + end_panel - 1 - i : i;
+    const std::int8_t* wx = weights + p * panel_stride;
+    const std::int8_t* wh = wx + static_cast<std::ptrdiff_t>(in_packed) * kSlots * kLanes;
+    const float* bias = a.bias + static_cast<std::ptrdiff_t>(p) * 4 * kLanes;
+    const float* scales = a.scales + static_cast<std::ptrdiff_t>(p) * 2 * 4 * kLanes;
+    const int unit0 = p * kLanes;
+    const int valid = imin(kLanes, a.hidden_size - unit0);
+    for (int b0 = 0; b0 < a.batch; b0 += kGroupRows) {
+      const int rows = imin(kGroupRows, a.batch - b0);
+      vf acc[kGroupRows][4];
+      for (int r = 0; r < rows; ++r) {
+        for (int s = 0; s < 4; ++s) acc[r][s] = load(bias + s * kLanes);
+      }
+      accumulate_range_int8<kSlots, kGru, false>(acc, rows, wx, a.qx + static_cast<std::ptrdiff_t>(b0) * in_packed,
+                                                 in_packed, scales, a.act_scales + b0 * 2);
+      accumulate_range_int8<kSlots, kGru, true>(acc, rows, wh, a.qh + static_cast<std::ptrdiff_t>(b0) * hid_packed,
+                                                hid_packed, scales + 4 * kLanes, a.act_scales + b0 * 2 + 1);
+      for (int r = 0; r < rows; ++r) {
+        if constexpr (kGru) {
+          finish_gru(acc[r], a, b0 + r, unit0, valid);
+        } else {
+          finish_lstm(acc[r], a, b0 + r, unit0, valid);
+        }
+      }
+    }
+  }
+}
+
 void lstm_panels(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
-  if (a.format == WeightFormat::kBFloat16) {
+  if (a.format == WeightFormat::kInt8) {
+    recurrent_panels_int8<false>(a, first_panel, end_panel);
+  } else if (a.format == WeightFormat::kBFloat16) {
     recurrent_panels<std::uint16_t, false>(a, first_panel, end_panel);
   } else {
     recurrent_panels<float, false>(a, first_panel, end_panel);
@@ -266,7 +427,9 @@ void lstm_panels(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
 }
 
 void gru_panels(const RecurrentLayerArgs& a, int first_panel, int end_panel) {
-  if (a.format == WeightFormat::kBFloat16) {
+  if (a.format == WeightFormat::kInt8) {
+    recurrent_panels_int8<true>(a, first_panel, end_panel);
+  } else if (a.format == WeightFormat::kBFloat16) {
     recurrent_panels<std::uint16_t, true>(a, first_panel, end_panel);
   } else {
     recurrent_panels<float, true>(a, first_panel, end_panel);
@@ -335,7 +498,51 @@ void swap(float* __restrict a, float* __restrict b, std::size_t n) {
   }
 }
 
-constexpr KernelTable kTable = {EDGEACT_ISA_NAME, kLanes, &swap, &lstm_panels, &gru_panels, &dense};
+typedef std::int16_t vh __attribute__((vector_size(EDGEACT_VECTOR_BYTES / 2)));  // kLanes int16
+
+float quantize(const float* v, const float* mult, int n, int n_padded, int qmax, std::int16_t* out) {
+  vf largest = {};
+  vi bad = {};
+  int k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    const vf t = load(v + k) * load(mult + k);
+    bad |= (t - t) != splat(0.0f);  // inf - inf and NaN - NaN are NaN
+    const vf magnitude = t < splat(0.0f) ? -t : t;
+    largest = magnitude > largest ? magnitude : largest;
+  }
+  float amax = 0.0f;
+  bool finite = true;
+  for (int j = 0; j < kLanes; ++j) {
+    amax = largest[j] > amax ? largest[j] : amax;
+    finite = finite && bad[j] == 0;
+  }
+  for (int j = k; j < n; ++j) {
+    const float t = v[j] * mult[j];
+    finite = finite && t - t == 0.0f;
+    const float magnitude = t < 0.0f ? -t : t;
+    amax = magnitude > amax ? magnitude : amax;
+  }
+  if (!finite || amax == 0.0f) {
+    for (int j = 0; j < n_padded; ++j) out[j] = 0;
+    return finite ? 0.0f : __builtin_nanf("");
+  }
+  const float scale = amax / static_cast<float>(qmax);
+  // Round to nearest even with the 1.5 * 2^23 trick (|t / scale| <= qmax < 2^22), as the tail does.
+  const vf magic = splat(12582912.0f);
+  for (k = 0; k + kLanes <= n; k += kLanes) {
+    const vf t = (load(v + k) * load(mult + k)) / splat(scale);
+    const vh rounded = __builtin_convertvector(__builtin_convertvector((t + magic) - magic, vi), vh);
+    __builtin_memcpy(out + k, &rounded, sizeof rounded);
+  }
+  for (; k < n; ++k) {
+    const float t = (v[k] * mult[k]) / scale;
+    out[k] = static_cast<std::int16_t>(static_cast<std::int32_t>((t + 12582912.0f) - 12582912.0f));
+  }
+  for (; k < n_padded; ++k) out[k] = 0;
+  return scale;
+}
+
+constexpr KernelTable kTable = {EDGEACT_ISA_NAME, kLanes, &swap, &lstm_panels, &gru_panels, &dense, &quantize};
 
 }  // namespace
 

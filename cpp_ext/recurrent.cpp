@@ -7,6 +7,8 @@
 // The object holds no recurrent state: h and c are the caller's arrays.
 #include "recurrent.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -54,6 +56,65 @@ std::uint16_t to_bfloat16(float value) {
 
 inline void put(float* out, std::size_t at, float v) { out[at] = v; }
 inline void put(std::uint16_t* out, std::size_t at, float v) { out[at] = to_bfloat16(v); }
+inline void put(std::int8_t* out, std::size_t at, float v) { out[at] = static_cast<std::int8_t>(v); }  // integral
+
+// int8 weights of one matrix w [rows, cols] (a layer's W_ih or W_hh), SmoothQuant-style:
+// column k is first divided by mult[k] = sqrt(max_r |w[r][k]| / mean over columns of that
+// max), which evens out the columns' ranges (the step multiplies x[k] or h[k] by mult[k]
+// instead), then each row gets a symmetric scale, max |row| / 127, and rounds to nearest.
+// Returns the rounded weights as floats (integers in [-127, 127]) for pack_weights.
+struct Int8Matrix {
+  std::vector<float> q, row_scale, mult;
+};
+
+Int8Matrix quantize_matrix(const FloatArray& w) {
+  const std::size_t rows = static_cast<std::size_t>(w.shape[0]), cols = static_cast<std::size_t>(w.shape[1]);
+  Int8Matrix m;
+  m.q.assign(rows * cols, 0.0f);
+  m.row_scale.assign(rows, 0.0f);
+  m.mult.assign(cols, 1.0f);
+  std::vector<double> col_max(cols, 0.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t k = 0; k < cols; ++k) {
+      const float v = w.data[r * cols + k];
+      if (!std::isfinite(v)) {
+        throw InputError(w.name + " has a non-finite value at row " + std::to_string(r) + ", column " +
+                         std::to_string(k) + "; int8 weights need finite ones.");
+      }
+      col_max[k] = std::max(col_max[k], static_cast<double>(std::fabs(v)));
+    }
+  }
+  double mean = 0.0;
+  std::size_t used = 0;
+  for (const double v : col_max) {
+    if (v > 0.0) mean += v, ++used;
+  }
+  if (used > 0) mean /= static_cast<double>(used);
+  for (std::size_t k = 0; k < cols; ++k) {
+    if (col_max[k] > 0.0) m.mult[k] = static_cast<float>(std::sqrt(col_max[k] / mean));
+  }
+  std::vector<float> row(cols);
+  for (std::size_t r = 0; r < rows; ++r) {
+    float largest = 0.0f;
+    for (std::size_t k = 0; k < cols; ++k) {
+      row[k] = w.data[r * cols + k] / m.mult[k];
+      largest = std::max(largest, std::fabs(row[k]));
+    }
+    if (largest == 0.0f) continue;  // a zero row: scale 0, weights 0
+    m.row_scale[r] = largest / 127.0f;
+    for (std::size_t k = 0; k < cols; ++k) {
+      m.q[r * cols + k] = std::min(127.0f, std::max(-127.0f, std::nearbyint(row[k] / m.row_scale[r])));
+    }
+  }
+  return m;
+}
+
+// The largest int16 activation for an int8 range of n_packed inputs: the int32 sum of
+// n_packed products, each at most 127 * qmax in magnitude, must not overflow.
+int activation_qmax(int n_packed) {
+  const long long bound = 2147483647LL / (127LL * std::max(n_packed, 1));
+  return static_cast<int>(std::min(32767LL, bound));
+}
 
 const char* gate_rows(CellKind kind) { return kind == CellKind::kLstm ? "4*hidden_size" : "3*hidden_size"; }
 
@@ -129,11 +190,13 @@ class PackedRecurrent {
                        std::to_string(thread_count) + ".");
     }
     const std::string dtype = as_str("weights_dtype", weights_dtype.obj);
-    if (dtype != "float32" && dtype != "bfloat16") {
-      throw InputError("weights_dtype must be 'float32' or 'bfloat16', got " + std::string(py::repr(weights_dtype.obj)) +
-                       ".");
+    if (dtype != "float32" && dtype != "bfloat16" && dtype != "int8") {
+      throw InputError("weights_dtype must be 'float32', 'bfloat16' or 'int8', got " +
+                       std::string(py::repr(weights_dtype.obj)) + ".");
     }
-    format_ = dtype == "float32" ? WeightFormat::kFloat32 : WeightFormat::kBFloat16;
+    format_ = dtype == "float32"    ? WeightFormat::kFloat32
+              : dtype == "bfloat16" ? WeightFormat::kBFloat16
+                                    : WeightFormat::kInt8;
     const std::string isa_name = as_str("isa", isa.obj);
     kernels_ = &kernel_table_or_throw(isa_name, std::string(py::repr(isa.obj)));
 
@@ -149,11 +212,13 @@ class PackedRecurrent {
   int hidden_size() const { return hidden_size_; }
   int num_layers() const { return static_cast<int>(layers_.size()); }
   int threads() const { return threads_; }
-  std::string weights_dtype() const { return format_ == WeightFormat::kFloat32 ? "float32" : "bfloat16"; }
+  std::string weights_dtype() const {
+    return format_ == WeightFormat::kFloat32 ? "float32" : format_ == WeightFormat::kBFloat16 ? "bfloat16" : "int8";
+  }
   std::string isa() const { return kernels_->isa; }
   std::size_t packed_nbytes() const {
     std::size_t total = 0;
-    for (const Layer& layer : layers_) total += layer.weight_bytes + layer.bias_bytes;
+    for (const Layer& layer : layers_) total += layer.weight_bytes + layer.bias_bytes + layer.scale_bytes;
     return total;
   }
 
@@ -231,6 +296,7 @@ class PackedRecurrent {
       // back at the end; new c may overwrite old c, since unit j's c is read only by its panel.
       args.h_out = (s.in_place ? scratch_.data() : s.h_out.data) + l * state;
       args.c_out = lstm ? (s.in_place ? s.c.data : s.c_out.data) + l * state : nullptr;
+      quantize_inputs(l, args);
       run_layer(args);
       input = args.h_out;
     }
@@ -254,6 +320,7 @@ class PackedRecurrent {
       args.c = lstm ? c[l] : nullptr;
       args.h_out = h_out[l];
       args.c_out = lstm ? c_out[l] : nullptr;
+      quantize_inputs(l, args);
       run_layer(args);
       input = h_out[l];
     }
@@ -265,7 +332,36 @@ class PackedRecurrent {
     int input_size = 0;
     AlignedBuffer weights, bias;
     std::size_t weight_bytes = 0, bias_bytes = 0;
+    // int8 only: row scales [panel][x, h][4][lanes] and the column multipliers of x then h
+    AlignedBuffer scales;
+    std::size_t scale_bytes = 0;
+    std::vector<float> mult;
   };
+
+  // int8: rounds this layer's x and h rows to int16 (kernels.h, QuantizeFn) into quantized_ and
+  // points args at them; nothing to do for float weights. Runs under mutex_, on the caller's
+  // thread, before the panels (which all read every row) are shared out.
+  void quantize_inputs(std::size_t l, RecurrentLayerArgs& args) {
+    if (format_ != WeightFormat::kInt8) return;
+    const Layer& layer = layers_[l];
+    const int in_packed = (layer.input_size + 1) / 2 * 2, hid_packed = (hidden_size_ + 1) / 2 * 2;
+    const std::size_t batch = static_cast<std::size_t>(args.batch);
+    quantized_.resize(batch * (in_packed + hid_packed));
+    activation_scales_.resize(batch * 2);
+    std::int16_t* qx = quantized_.data();
+    std::int16_t* qh = qx + batch * in_packed;
+    const float* mult_h = layer.mult.data() + layer.input_size;
+    for (std::size_t b = 0; b < batch; ++b) {
+      activation_scales_[b * 2] =
+          kernels_->quantize(args.x + b * layer.input_size, layer.mult.data(), layer.input_size, in_packed,
+                             activation_qmax(in_packed), qx + b * in_packed);
+      activation_scales_[b * 2 + 1] = kernels_->quantize(args.h + b * hidden_size_, mult_h, hidden_size_, hid_packed,
+                                                         activation_qmax(hid_packed), qh + b * hid_packed);
+    }
+    args.qx = qx;
+    args.qh = qh;
+    args.act_scales = activation_scales_.data();
+  }
 
   // Layer l's weights and shape for one step of `batch` rows reading `x`; the caller adds the
   // state pointers.
@@ -273,6 +369,9 @@ class PackedRecurrent {
     RecurrentLayerArgs args;
     args.weights = layers_[l].weights.get();
     args.bias = static_cast<const float*>(layers_[l].bias.get());
+    args.scales = static_cast<const float*>(layers_[l].scales.get());
+    args.qx = args.qh = nullptr;
+    args.act_scales = nullptr;
     args.format = format_;
     args.input_size = layers_[l].input_size;
     args.hidden_size = hidden_size_;
@@ -290,15 +389,35 @@ class PackedRecurrent {
     const std::size_t lanes = static_cast<std::size_t>(kernels_->lanes);
     const std::size_t slots = static_cast<std::size_t>(gates_);
     const std::size_t in = static_cast<std::size_t>(layer.input_size), hid = static_cast<std::size_t>(hidden_size_);
-    const std::size_t pairs = format_ == WeightFormat::kBFloat16 ? 2 : 1;  // bf16 pads ranges to even length
+    const std::size_t pairs = format_ == WeightFormat::kFloat32 ? 1 : 2;  // bf16, int8 pad ranges to even length
     const std::size_t count =
         static_cast<std::size_t>(panels()) * ((in + pairs - 1) / pairs + (hid + pairs - 1) / pairs) * pairs * slots * lanes;
-    layer.weight_bytes = count * (format_ == WeightFormat::kFloat32 ? sizeof(float) : sizeof(std::uint16_t));
+    layer.weight_bytes = count * (format_ == WeightFormat::kFloat32    ? sizeof(float)
+                                  : format_ == WeightFormat::kBFloat16 ? sizeof(std::uint16_t)
+                                                                       : sizeof(std::int8_t));
     layer.weights = aligned_buffer(layer.weight_bytes);  // zeroed: padding units beyond H stay 0
     if (format_ == WeightFormat::kFloat32) {
       pack_weights(static_cast<float*>(layer.weights.get()), w_ih.data, w_hh.data, in, hid, slots, lanes);
-    } else {
+    } else if (format_ == WeightFormat::kBFloat16) {
       pack_weights(static_cast<std::uint16_t*>(layer.weights.get()), w_ih.data, w_hh.data, in, hid, slots, lanes);
+    } else {
+      const Int8Matrix x_part = quantize_matrix(w_ih), h_part = quantize_matrix(w_hh);
+      pack_weights(static_cast<std::int8_t*>(layer.weights.get()), x_part.q.data(), h_part.q.data(), in, hid, slots,
+                   lanes);
+      layer.mult = x_part.mult;
+      layer.mult.insert(layer.mult.end(), h_part.mult.begin(), h_part.mult.end());
+      // [panel][x, h][4][lanes] in the bias's slot order (GRU n_h is slot 3 of the h range).
+      layer.scale_bytes = static_cast<std::size_t>(panels()) * 2 * 4 * lanes * sizeof(float);
+      layer.scales = aligned_buffer(layer.scale_bytes);
+      float* scales = static_cast<float*>(layer.scales.get());
+      for (std::size_t unit = 0; unit < hid; ++unit) {
+        const std::size_t at = unit / lanes * 2 * 4 * lanes + unit % lanes;
+        for (std::size_t s = 0; s < slots; ++s) {
+          const std::size_t h_slot = kind_ == CellKind::kGru && s == 2 ? 3 : s;
+          scales[at + s * lanes] = x_part.row_scale[s * hid + unit];
+          scales[at + (4 + h_slot) * lanes] = h_part.row_scale[s * hid + unit];
+        }
+      }
     }
 
     layer.bias_bytes = static_cast<std::size_t>(panels()) * 4 * lanes * sizeof(float);
@@ -323,11 +442,11 @@ class PackedRecurrent {
   }
 
   // Panel p, input range [x | h], k, slot s, lane j  <-  row s*H + p*lanes + j, column k.
-  // bfloat16 (kPairs = 2) interleaves k and k+1 per lane and pads each range to even length.
+  // bfloat16 and int8 (kPairs = 2) interleave k and k+1 per lane and pad each range to even length.
   template <typename W>
   static void pack_weights(W* out, const float* w_ih, const float* w_hh, std::size_t in, std::size_t hid,
                            std::size_t slots, std::size_t lanes) {
-    constexpr std::size_t kPairs = sizeof(W) == 2 ? 2 : 1;
+    constexpr std::size_t kPairs = sizeof(W) == sizeof(float) ? 1 : 2;
     std::size_t range_start = 0;
     for (std::size_t unit0 = 0; unit0 < hid; unit0 += lanes) {
       for (const auto& [w, cols] : {std::make_pair(w_ih, in), std::make_pair(w_hh, hid)}) {
@@ -370,6 +489,8 @@ class PackedRecurrent {
   std::vector<Layer> layers_;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> scratch_;  // new h of every layer during an in-place step
+  std::vector<std::int16_t> quantized_;   // int8 weights: one layer's rounded x rows, then h rows
+  std::vector<float> activation_scales_;  // int8 weights: [batch][x, h]
   bool descending_ = false;     // panel order of the next step
   std::mutex mutex_;
 };
@@ -416,7 +537,7 @@ void bind_properties(py::class_<Cell>& cls, const char* name) {
       .def_property_readonly("threads", [](const Cell& self) { return self.core.threads(); },
                              "Threads one step is split across (fixed at construction).")
       .def_property_readonly("weights_dtype", [](const Cell& self) { return self.core.weights_dtype(); },
-                             "'float32' or 'bfloat16': how the packed weights are stored.")
+                             "'float32', 'bfloat16' or 'int8': how the packed weights are stored.")
       .def_property_readonly("isa", [](const Cell& self) { return self.core.isa(); },
                              "Instruction set of the kernels this object runs.")
       .def_property_readonly("packed_nbytes", [](const Cell& self) { return self.core.packed_nbytes(); },
@@ -455,7 +576,8 @@ void bind_recurrent(py::module_& m) {
                         "weight_ih, weight_hh, bias_ih, bias_hh: one array per layer, as nn.LSTM's\n"
                         "weight_ih_l<k> (or nn.LSTMCell's weight_ih): float32, C-contiguous. Biases may be None.\n"
                         "threads: threads one step is split across (1 to 256).\n"
-                        "weights_dtype: 'float32' or 'bfloat16' (half the bytes per step; arithmetic stays float32).\n"
+                        "weights_dtype: 'float32', 'bfloat16' (half the bytes per step; arithmetic stays float32)\n"
+                        "or 'int8' (a quarter: per-row scales, x and h rounded to int16 each step, exact int32 sums).\n"
                         "isa: 'auto' or one of build_info()['kernel_isas'].");
   lstm.def(py::init<const ArrayListArg&, const ArrayListArg&, const OptionalArrayListArg&, const OptionalArrayListArg&,
                     const IntArg&, const StrArg&, const StrArg&>(),
@@ -475,7 +597,8 @@ void bind_recurrent(py::module_& m) {
                       "weight_ih, weight_hh, bias_ih, bias_hh: one array per layer, as nn.GRU's\n"
                       "weight_ih_l<k> (or nn.GRUCell's weight_ih): float32, C-contiguous. Biases may be None.\n"
                       "threads: threads one step is split across (1 to 256).\n"
-                      "weights_dtype: 'float32' or 'bfloat16' (half the bytes per step; arithmetic stays float32).\n"
+                      "weights_dtype: 'float32', 'bfloat16' (half the bytes per step; arithmetic stays float32)\n"
+                        "or 'int8' (a quarter: per-row scales, x and h rounded to int16 each step, exact int32 sums).\n"
                       "isa: 'auto' or one of build_info()['kernel_isas'].");
   gru.def(py::init<const ArrayListArg&, const ArrayListArg&, const OptionalArrayListArg&, const OptionalArrayListArg&,
                    const IntArg&, const StrArg&, const StrArg&>(),

@@ -163,7 +163,11 @@ class LSTM(_Recurrent):
 
     ``weight_ih`` etc. hold one array per layer (``nn.LSTM``'s ``weight_ih_l<k>``); any float
     dtype, converted to float32 once here. ``threads`` splits each step across cores;
-    ``weights_dtype="bfloat16"`` halves the bytes a step streams (the arithmetic stays float32).
+    ``weights_dtype="bfloat16"`` halves the bytes a step streams (the arithmetic stays float32);
+    ``"int8"`` quarters them: each gate row has a scale over columns evened out by fixed
+    per-input multipliers, x and h are rounded to int16 per row each step, and the sums are exact
+    int32 (VNNI ``vpdpwssd`` / ``vpmaddwd``). Gate a model's int8 head with
+    ``benchmarks/int8_gate.py`` before deploying it (top-1 agreement with float32 per ratio).
     """
 
     _compiled = _C.LSTM

@@ -144,7 +144,7 @@ def _construction_cases():
         ((w_ih, w_hh), {"threads": 0}, InputError, "threads must be in [1, 256], got 0."),
         ((w_ih, w_hh), {"threads": 257}, InputError, "threads must be in [1, 256], got 257."),
         ((w_ih, w_hh), {"threads": "2"}, InputTypeError, "threads must be an int, got str."),
-        ((w_ih, w_hh), {"weights_dtype": "float16"}, InputError, "weights_dtype must be 'float32' or 'bfloat16', got 'float16'."),
+        ((w_ih, w_hh), {"weights_dtype": "float16"}, InputError, "weights_dtype must be 'float32', 'bfloat16' or 'int8', got 'float16'."),
         ((w_ih, w_hh), {"weights_dtype": np.float32}, InputTypeError, "weights_dtype must be a str, got type."),
         ((w_ih, w_hh), {"isa": "nope"}, InputError,
          "isa must be one of " + ", ".join(repr(n) for n in ["auto", *_C.build_info()["kernel_isas"]])
