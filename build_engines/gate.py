@@ -79,10 +79,10 @@ def stream(runner, store, classes, name: str, *, batch_size: int = 32) -> Evalua
     return Evaluated(name, result.logits, np.asarray(result.labels))
 
 
-def judge(candidate: Evaluated, reference: Evaluated, precision: str) -> GateResult:
+def judge(candidate: Evaluated, reference: Evaluated, precision: str, target: dict | None = None) -> GateResult:
     """Agreement, accuracy, AUC and logit difference of ``candidate`` against ``reference``,
-    and whether ``precision``'s targets are met."""
-    target = TARGETS[precision]
+    and whether ``precision``'s targets (or ``target``, for a precision not in TARGETS) are met."""
+    target = TARGETS[precision] if target is None else target
     agreement = (candidate.top1 == reference.top1).mean(0)
     auc, reference_auc = float(candidate.accuracy.mean()), float(reference.accuracy.mean())
     failures = []

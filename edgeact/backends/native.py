@@ -16,6 +16,10 @@ It runs exactly what the artifact declares, nothing it has to guess:
   layer, reading the feature boundaries or an earlier stack's output, then a linear classifier.
   Weights are read from the graph's initializers under the names the plan gives.
 
+``weights_dtype`` ("float32", "bfloat16" or "int8") is how the recurrent kernels store their
+weights (:class:`edgeact.kernels.LSTM`); reduced precision is the caller's choice, checked by
+``benchmarks/int8_gate.py`` (top-1 agreement with float32 per observation ratio).
+
 Each kernel reads its state rows from ``state_in`` and writes the next ones straight into
 ``state_out`` (the state pool's other half); the encoder's next states come out of ONNX
 Runtime the same way (IOBinding). A step allocates no state.
@@ -62,8 +66,20 @@ class Stack(NamedTuple):
     layers: tuple[Layer, ...]
 
 
+WEIGHTS_DTYPES = ("float32", "bfloat16", "int8")
+
+
 class NativeLoader(Loader):
     backend = "native"
+    options = ("weights_dtype",)
+
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
+        dtype = self.kwargs.get("weights_dtype", "float32")
+        if not isinstance(dtype, str) or dtype not in WEIGHTS_DTYPES:
+            raise BackendError(f"weights_dtype must be one of {', '.join(map(repr, WEIGHTS_DTYPES))} "
+                               f"(backend 'native'), got {dtype!r}.")
+        self.weights_dtype = dtype
 
     def __call__(self) -> LoadedStep:
         if self.device not in ("auto", "cpu"):
@@ -90,11 +106,12 @@ class NativeLoader(Loader):
         weights = _Initializers(proto, self.path)
         threads = self.threads or 1
         positions = {s.name: i for i, s in enumerate(spec.state)}
-        pose = _fused_pose(proto, spec, plan, weights, positions, threads, self.path)
+        kernel_options = {"threads": threads, "weights_dtype": self.weights_dtype}
+        pose = _fused_pose(proto, spec, plan, weights, positions, kernel_options, self.path)
         if pose is not None:
             return LoadedStep(spec, None, (), (), (np.empty((0, 0), np.float32), np.empty(0, np.float32), ""), pose)
         try:
-            stacks = tuple(_stack(stack, weights, positions, threads) for stack in plan["stacks"])
+            stacks = tuple(_stack(stack, weights, positions, kernel_options) for stack in plan["stacks"])
             classifier = plan["classifier"]
             w, b = weights.get(classifier["weight"]), weights.get(classifier["bias"])
             linear = (np.ascontiguousarray(w.T), b, classifier["input"])
@@ -128,7 +145,7 @@ class _Initializers:
         return np.ascontiguousarray(array.T if where["transposed"] else array, dtype=np.float32)
 
 
-def _stack(plan: dict, weights: _Initializers, positions: dict[str, int], threads: int) -> Stack:
+def _stack(plan: dict, weights: _Initializers, positions: dict[str, int], kernel_options: dict) -> Stack:
     cell = plan["cell"]
     if cell not in ("lstm", "gru"):
         raise ValueError(f"unknown cell {cell!r}")
@@ -141,12 +158,12 @@ def _stack(plan: dict, weights: _Initializers, positions: dict[str, int], thread
         except KeyError as exc:
             raise ValueError(f"state {exc.args[0]!r} of the plan is not among the spec's states") from None
         layers.append(Layer(make(arrays["weight_ih"], arrays["weight_hh"], arrays.get("bias_ih"),
-                                 arrays.get("bias_hh"), threads=threads), state))
+                                 arrays.get("bias_hh"), **kernel_options), state))
     return Stack(tuple(plan["inputs"]), tuple(layers))
 
 
-def _fused_pose(proto, spec: ModelSpec, plan: dict, weights: _Initializers, positions: dict[str, int], threads: int,
-                path) -> FusedPose | None:
+def _fused_pose(proto, spec: ModelSpec, plan: dict, weights: _Initializers, positions: dict[str, int],
+                kernel_options: dict, path) -> FusedPose | None:
     """The whole step as one :class:`kernels.PoseStep`, or None when the model is not pose-only,
     its plan is not one stack over ``features.keypoints``, or the graph hides an encoder weight."""
     config = spec.arch.get("config") or {}
@@ -164,7 +181,7 @@ def _fused_pose(proto, spec: ModelSpec, plan: dict, weights: _Initializers, posi
                   for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if k in stack["layers"][0]}
         make = kernels.LSTM if stack["cell"] == "lstm" else kernels.GRU
         head = make(layers["weight_ih"], layers["weight_hh"], layers.get("bias_ih"), layers.get("bias_hh"),
-                    threads=threads)
+                    **kernel_options)
         classifier = plan["classifier"]
         step = kernels.PoseStep(config["pose"], encoder, head, weights.get(classifier["weight"]),
                                 weights.get(classifier["bias"]))
@@ -306,7 +323,8 @@ class NativeRunner(Runner):
         if loaded is not None:
             kernel = loaded.pose.step.head if loaded.pose is not None else loaded.stacks[0].layers[0].kernel
             encoders = "native" if loaded.pose is not None else "onnxruntime" if loaded.encoder is not None else None
-            out.update(threads=kernel.threads, kernel_isa=kernel.isa, encoders=encoders,
+            out.update(threads=kernel.threads, kernel_isa=kernel.isa, weights_dtype=kernel.weights_dtype,
+                       encoders=encoders,
                        features=[f.name for f in self.spec.features])
         return out
 

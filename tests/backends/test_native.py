@@ -258,6 +258,25 @@ def test_threads_reach_the_kernels_and_change_no_result(artifacts, synth_dir):
                                   np.stack([p.logits for p in _push_clip(two, clip)]))
 
 
+@pytest.mark.parametrize("kind", ["pose_gru2", "fusion"])  # the fused pose step; encoders on ORT + kernels
+def test_reduced_precision_weights_reach_every_recurrent_kernel(kind, artifacts, synth_dir):
+    clip = _clips(synth_dir, 1)[0]
+    model = artifacts[kind]["onnx"]
+    full = np.stack([p.logits for p in _push_clip(Predictor(model, "native", policy=LOOSE), clip)])
+    for dtype in ("bfloat16", "int8"):
+        predictor = Predictor(model, "native", policy=LOOSE, weights_dtype=dtype)
+        assert predictor.describe()["weights_dtype"] == dtype
+        reduced = np.stack([p.logits for p in _push_clip(predictor, clip)])
+        difference = np.abs(reduced - full).max()
+        # the weights changed (so the dtype was used), and by a rounding, not a different model
+        assert 0 < difference < 0.02 * np.abs(full).max(), (dtype, difference, np.abs(full).max())
+    with pytest.raises(BackendError, match=re.escape(
+            "weights_dtype must be one of 'float32', 'bfloat16', 'int8' (backend 'native'), got 'fp16'.")):
+        Predictor(model, "native", weights_dtype="fp16")
+    with pytest.raises(BackendError, match=re.escape("backend 'onnxruntime' does not take option(s) ['weights_dtype']")):
+        Predictor(model, "onnxruntime", weights_dtype="int8")
+
+
 # -- choosing and refusing -----------------------------------------------------------------------
 def test_auto_keeps_onnxruntime_and_native_is_opt_in():
     assert resolve_backend("m.onnx").name == "onnxruntime"
@@ -309,7 +328,7 @@ def test_device_options_and_files_are_checked(artifacts, tmp_path):
             "backend 'native' runs on the CPU: device must be 'auto' or 'cpu', got 'cuda'.")):
         Predictor(model, "native", device="cuda")
     with pytest.raises(BackendError, match=re.escape(
-            "backend 'native' does not take option(s) ['providers']; it takes device, threads.")):
+            "backend 'native' does not take option(s) ['providers']; it takes device, threads, weights_dtype.")):
         Predictor(model, "native", providers=["CPUExecutionProvider"])
     junk = tmp_path / "m.onnx"
     junk.write_bytes(b"this is not a protobuf")
