@@ -4,6 +4,7 @@ INTER_AREA; what new models use), on one OpenCV thread.
 
     python benchmarks/preprocess.py [--inputs 1920x1080 ...] [--models 64 96 112 224]
                                     [--modes stretch crop] [--repeats 200] [--json out.json]
+                                    [--against OLD_PREPROCESS_PY]
 
 Per input size (WxH) x model size (square) x resize mode, for each interpolation: the median
 wall time of ``preprocess_frame`` (BGR uint8 -> normalised float32 CHW) in ms over ``--repeats``
@@ -13,6 +14,11 @@ difference of ``resize_frame`` in uint8 units on a natural-like frame (``natural
 1/f texture, hard-edged shapes, sensor noise) and on uniform noise (the worst case for any
 change of filter), and the max absolute difference after normalisation (natural frame), in
 the model's input units. Prints a markdown table; ``--json`` also writes every number.
+
+``--against FILE`` times another version of edgeact/preprocess.py as well (``git show
+REV:edgeact/preprocess.py > FILE``), its "area_fast" interleaved with the two above, and checks
+that it gives the same "area_fast" numbers (natural frame and noise, preprocess_frame and
+resize_frame), so a change of the implementation is measured before and after in one run.
 
 With ``--model M --data D`` it measures instead what the interpolation does to a trained
 frame model (weights and graph unchanged, only the spec's interpolation swapped):
@@ -70,15 +76,18 @@ def natural_frame(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
 
 def _median_ms(fns: dict, repeats: int) -> dict:
-    """name -> median ms of fns[name](), the calls interleaved."""
+    """name -> median ms of fns[name](), the calls interleaved: the first name first each round,
+    the others in turn in one order, then the reverse (each runs as often right after the first,
+    whose caches it finds, as right after another)."""
     times: dict = {name: [] for name in fns}
+    first, *rest = fns
     for _ in range(5):
         for fn in fns.values():
             fn()
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for i in range(repeats):
+        for name in (first, *(rest if i % 2 == 0 else reversed(rest))):
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
 
@@ -88,31 +97,53 @@ def _diff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d.max()), float(d.mean())
 
 
-def measure(width: int, height: int, model: int, mode: str, repeats: int, seed: int = 0) -> dict:
+def load_against(path: Path):
+    """Another version of edgeact/preprocess.py, as a module of its own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("edgeact_preprocess_against", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(width: int, height: int, model: int, mode: str, repeats: int, seed: int = 0, against=None) -> dict:
     rng = np.random.default_rng(seed)
     natural = natural_frame(rng, height, width)
     noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     area = FrameSpec(size=(model, model), resize=mode, interpolation="area")
     fast = FrameSpec(size=(model, model), resize=mode, interpolation="area_fast")
-    ms = _median_ms({"area": lambda: preprocess_frame(natural, area),
-                     "area_fast": lambda: preprocess_frame(natural, fast)}, repeats)
+    fns = {"area": lambda: preprocess_frame(natural, area), "area_fast": lambda: preprocess_frame(natural, fast)}
+    if against is not None:
+        fns["against"] = lambda: against.preprocess_frame(natural, fast)
+    ms = _median_ms(fns, repeats)
     max_nat, mean_nat = _diff(resize_frame(natural, area), resize_frame(natural, fast))
     max_noise, mean_noise = _diff(resize_frame(noise, area), resize_frame(noise, fast))
     max_norm, _ = _diff(preprocess_frame(natural, area), preprocess_frame(natural, fast))
-    return {"input": f"{width}x{height}", "model": model, "mode": mode, "area_ms": ms["area"],
-            "area_fast_ms": ms["area_fast"], "speedup": ms["area"] / ms["area_fast"],
-            "natural_max": max_nat, "natural_mean": mean_nat, "noise_max": max_noise, "noise_mean": mean_noise,
-            "normalised_max": max_norm}
+    row = {"input": f"{width}x{height}", "model": model, "mode": mode, "area_ms": ms["area"],
+           "area_fast_ms": ms["area_fast"], "speedup": ms["area"] / ms["area_fast"],
+           "natural_max": max_nat, "natural_mean": mean_nat, "noise_max": max_noise, "noise_mean": mean_noise,
+           "normalised_max": max_norm}
+    if against is not None:
+        row["against_ms"] = ms["against"]
+        row["against_identical"] = all(
+            np.array_equal(fn(frame, fast), against_fn(frame, fast))
+            for frame in (natural, noise)
+            for fn, against_fn in ((preprocess_frame, against.preprocess_frame), (resize_frame, against.resize_frame))
+        )
+    return row
 
 
 def table(rows: list[dict]) -> str:
+    against = all("against_ms" in r for r in rows)
     lines = ["| input | model | mode | area ms | area_fast ms | speed-up | natural max / mean | "
-             "noise max / mean | normalised max |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "noise max / mean | normalised max |" + (" against: area_fast ms | identical |" if against else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if against else "")]
     for r in rows:
         lines.append(f"| {r['input']} | {r['model']} | {r['mode']} | {r['area_ms']:.3f} | {r['area_fast_ms']:.3f} | "
                      f"{r['speedup']:.1f}x | {r['natural_max']:.0f} / {r['natural_mean']:.2f} | "
-                     f"{r['noise_max']:.0f} / {r['noise_mean']:.2f} | {r['normalised_max']:.3f} |")
+                     f"{r['noise_max']:.0f} / {r['noise_mean']:.2f} | {r['normalised_max']:.3f} |"
+                     + (f" {r['against_ms']:.3f} | {'yes' if r['against_identical'] else 'NO'} |" if against else ""))
     return "\n".join(lines)
 
 
@@ -209,6 +240,8 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", default=["stretch", "crop"], choices=["stretch", "crop"])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--against", type=Path,
+                        help="another edgeact/preprocess.py: time its area_fast too and check it gives the same numbers")
     parser.add_argument("--model", type=Path, help="a trained frame model: measure accuracy both ways instead")
     parser.add_argument("--data", type=Path, help="with --model: its dataset")
     parser.add_argument("--split", default="test", help="with --model: the split (default: test)")
@@ -229,16 +262,18 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(result, indent=1))
             print(f"wrote {args.json}")
         return 0
+    against = load_against(args.against) if args.against else None
     rows = []
     for size in args.inputs:
         width, height = (int(v) for v in size.lower().split("x"))
         for model in args.models:
             for mode in args.modes:
-                rows.append(measure(width, height, model, mode, args.repeats))
+                rows.append(measure(width, height, model, mode, args.repeats, against=against))
     machine = {"cpu": cpu_name(), "opencv": cv2.__version__, "numpy": np.__version__, "opencv_threads": 1}
     print(f"machine: {machine['cpu']}; OpenCV {machine['opencv']}, 1 thread; median of {args.repeats} calls")
     print("times: preprocess_frame (resize + normalise); differences: area_fast - area, uint8 units "
-          "(resize_frame), normalised: model-input units (preprocess_frame, natural frame)\n")
+          "(resize_frame), normalised: model-input units (preprocess_frame, natural frame)"
+          + (f"; against: area_fast of {args.against}, interleaved with both" if against else "") + "\n")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=1))

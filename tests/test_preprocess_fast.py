@@ -215,3 +215,21 @@ def test_benchmark_measures_a_model_both_ways(tiny_artifacts, synth_dir, tmp_pat
     up = result["upscaled"]
     assert up["num_clips"] == 2 and len(up["agreement"]) == len(result["ratios"]) == 10
     assert all(0.0 <= v <= 1.0 for key in ("area", "area_fast", "agreement", "baseline_agreement") for v in up[key])
+
+
+def test_benchmark_times_and_checks_another_version(tmp_path, capsys):
+    from pathlib import Path
+
+    import edgeact.preprocess
+    from benchmarks.preprocess import main
+
+    source = Path(edgeact.preprocess.__file__).read_text()
+    same, other = tmp_path / "same.py", tmp_path / "other.py"
+    same.write_text(source)
+    other.write_text(source.replace("np.float32(1.0 / 255.0)", "np.float32(1.0 / 254.0)"))
+    for against, identical in ((same, True), (other, False)):
+        assert main(["--inputs", "640x480", "--models", "112", "--modes", "crop", "--repeats", "3",
+                     "--against", str(against), "--json", str(tmp_path / "b.json")]) == 0
+        (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+        assert row["against_ms"] > 0 and row["against_identical"] is identical
+        assert f"| {'yes' if identical else 'NO'} |" in capsys.readouterr().out
