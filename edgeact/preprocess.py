@@ -6,11 +6,6 @@ numbers in training and in deployment. numpy + OpenCV only (no torch).
 
 from __future__ import annotations
 
-import functools
-import math
-import sys
-from typing import NamedTuple
-
 import cv2
 import numpy as np
 
@@ -47,43 +42,20 @@ def preprocess_frame(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
     _halve_towards; docs/preprocess.md has its speed and its distance from "area"). Enlarging is
     INTER_LINEAR either way. Views (crops, strided arrays) are accepted.
     """
-    frame = _resize(frame, spec)
+    frame = resize_frame(frame, spec)
     if spec.color_order == "RGB":
         frame = frame[:, :, ::-1]
-    scale, offset = _normalisation(tuple(spec.mean), tuple(spec.std))
-    if frame.dtype == np.uint8:
-        chw = np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32)
-    else:  # _area_by_rows's sums: rounded as OpenCV rounds them to uint8, in the same pass as the copy
-        chw = np.rint(frame.transpose(2, 0, 1), out=np.empty((3, *frame.shape[:2]), np.float32))
-    chw *= scale
-    chw -= offset
+    scale = np.float32(1.0 / 255.0) / np.asarray(spec.std, np.float32)
+    offset = np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)
+    chw = np.ascontiguousarray(frame.transpose(2, 0, 1), dtype=np.float32)
+    chw *= scale[:, None, None]
+    chw -= offset[:, None, None]
     return chw
-
-
-@functools.lru_cache(maxsize=16)
-def _normalisation(mean: tuple, std: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """preprocess_frame's (scale, offset), [3, 1, 1] float32 each: x * scale - offset (computed
-    once per (mean, std) instead of per frame; the same float32 numbers)."""
-    scale = np.float32(1.0 / 255.0) / np.asarray(std, np.float32)
-    offset = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
-    scale, offset = scale[:, None, None], offset[:, None, None]
-    scale.flags.writeable = offset.flags.writeable = False
-    return scale, offset
 
 
 def resize_frame(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
     """The geometric half of preprocess_frame: BGR uint8 (H, W, 3) -> BGR uint8 (h, w, 3) at the
     model's size (``spec.resize`` crop or stretch, ``spec.interpolation`` when shrinking)."""
-    frame = _resize(frame, spec)
-    if frame.dtype != np.uint8:  # _area_by_rows's sums: OpenCV's saturate_cast<uchar>, round half to even
-        frame = np.rint(frame, out=frame).astype(np.uint8)
-    return frame
-
-
-def _resize(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
-    """resize_frame before its last step: uint8 (h, w, 3), or, where "area_fast" ends in
-    _area_by_rows, its float32 sums, which OpenCV would round to uint8 half to even (left to the
-    caller: preprocess_frame rounds them in its copy to [3, h, w] float32)."""
     frame = check_frame(frame)
     height, width = spec.size
     if spec.resize == "crop":
@@ -92,9 +64,6 @@ def _resize(frame: np.ndarray, spec: FrameSpec) -> np.ndarray:
         shrinking = frame.shape[0] > height or frame.shape[1] > width
         if shrinking and spec.interpolation == "area_fast":
             frame = _halve_towards(frame, height, width)
-            plan = _area_plan(frame.shape[0], frame.shape[1], height, width)
-            if plan is not None:
-                return _area_by_rows(frame, plan)
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         frame = cv2.resize(np.ascontiguousarray(frame), (width, height), interpolation=interpolation)
     return frame
@@ -133,114 +102,6 @@ def _halve_towards(frame: np.ndarray, height: int, width: int) -> np.ndarray:
         h, w = h // 2, w // 2
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
     return frame
-
-
-class _AreaPlan(NamedTuple):
-    """How _area_by_rows does cv2.INTER_AREA from (src_height, *) to (height, width)."""
-
-    src_height: int
-    height: int
-    width: int
-    # the terms every output row has: [K, height] source row of the k-th, [K, height, 1] its weight
-    rows: np.ndarray
-    weights: np.ndarray
-    # each later term: (the output rows that have it, their source rows, [n, 1] weights)
-    extra: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-
-
-def _opencv_area_tab(ssize: int, dsize: int) -> list[list[tuple[int, np.float32]]]:
-    """OpenCV's computeResizeAreaTab (imgproc/src/resize.cpp) for one axis, in its double
-    arithmetic: per output index, the (source index, float32 weight) terms in the order
-    ResizeArea_Invoker adds them."""
-    scale = 1.0 / (dsize / ssize)  # cv::resize: inv_scale = dsize / ssize, then scale = 1. / inv_scale
-    tab = []
-    for d in range(dsize):
-        fs1 = d * scale
-        fs2 = fs1 + scale
-        cell = min(scale, ssize - fs1)
-        s1, s2 = math.ceil(fs1), math.floor(fs2)
-        s2 = min(s2, ssize - 1)
-        s1 = min(s1, s2)
-        terms = []
-        if s1 - fs1 > 1e-3:
-            terms.append((s1 - 1, np.float32((s1 - fs1) / cell)))
-        terms.extend((s, np.float32(1.0 / cell)) for s in range(s1, s2))
-        if fs2 - s2 > 1e-3:
-            terms.append((s2, np.float32(min(min(fs2 - s2, 1.0), cell) / cell)))
-        tab.append(terms)
-    return tab
-
-
-# The sources _area_by_rows takes, in pixels. It copies its source to float32 (12 bytes a pixel):
-# above the upper bound that memory traffic costs more than the rows summed once save (one core:
-# 540x540 -> 224 0.72 ms against cv2.resize's 0.80, 700x700 1.10 / 1.14, 720x1280 2.44 / 2.19,
-# 1079x1079 3.06 / 2.52); below the lower one its dozen numpy calls cost what they save (135x135
-# -> 64 after another model's preprocessing, as between frames: 0.42 / 0.40 ms for the whole
-# preprocess_frame).
-_AREA_BY_ROWS_PIXELS = (100_000, 500_000)
-
-
-@functools.lru_cache(maxsize=256)
-def _area_plan(src_height: int, src_width: int, height: int, width: int) -> _AreaPlan | None:
-    """The plan for _area_by_rows, or None (cv2.resize then): not OpenCV's general INTER_AREA
-    (not shrinking both ways, or an integer horizontal factor, which OpenCV reduces another way),
-    a source outside _AREA_BY_ROWS_PIXELS, hardly a source row that OpenCV would sum twice (nothing
-    to save: an integer vertical factor), or an OpenCV that does not give bit for bit the same
-    numbers. That is checked once per size, on a random frame, against cv2.resize itself (a HAL
-    or an OpenCV built to fuse its multiply-adds would show there)."""
-    low, high = _AREA_BY_ROWS_PIXELS
-    if src_height < height or src_width < width or not low <= src_height * src_width <= high:
-        return None
-    scale_x = 1.0 / (width / src_width)  # cv::resize's, and its test for the integer-factor path
-    if abs(scale_x - round(scale_x)) < sys.float_info.epsilon:
-        return None
-    tab = _opencv_area_tab(src_height, height)
-    if sum(map(len, tab)) < 1.05 * src_height:
-        return None
-    common = min(len(terms) for terms in tab)
-    rows = np.array([[terms[k][0] for terms in tab] for k in range(common)], np.intp).reshape(common, height)
-    weights = np.array([[terms[k][1] for terms in tab] for k in range(common)], np.float32).reshape(common, height, 1)
-    extra = []
-    for k in range(common, max(len(terms) for terms in tab)):
-        have = np.array([d for d, terms in enumerate(tab) if len(terms) > k], np.intp)
-        extra.append((have, np.array([tab[d][k][0] for d in have], np.intp),
-                      np.array([tab[d][k][1] for d in have], np.float32)[:, None]))
-    for array in (rows, weights, *(a for term in extra for a in term)):
-        array.flags.writeable = False
-    plan = _AreaPlan(src_height, height, width, rows, weights, tuple(extra))
-    rng = np.random.default_rng(src_height * 7919 + src_width)
-    probe = rng.integers(0, 256, (src_height, src_width, 3), np.uint8)
-    sums = _area_by_rows(probe, plan)
-    if not np.array_equal(sums, cv2.resize(probe.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)):
-        return None
-    if not np.array_equal(np.rint(sums).astype(np.uint8),
-                          cv2.resize(probe, (width, height), interpolation=cv2.INTER_AREA)):
-        return None
-    return plan
-
-
-def _area_by_rows(frame: np.ndarray, plan: _AreaPlan) -> np.ndarray:
-    """cv2.INTER_AREA of a uint8 (H, W, 3) frame to (plan.height, plan.width) before its rounding
-    to uint8: float32 sums, bit for bit OpenCV's (rounded half to even they are its output).
-
-    OpenCV's general INTER_AREA sums each source row horizontally in float32 (weights from
-    computeResizeAreaTab), adds the weighted row sums of each output row in order, and rounds.
-    It redoes a source row's horizontal sums for every output row the row overlaps (1080p crop
-    to 224 px: 540 rows, summed 760 times). Here cv2.resize does the horizontal sums once per
-    row (float32 in, the height unchanged: the same table and float32 operations in the same
-    order) and numpy the vertical ones (the same float32 products and sums, in the same order)."""
-    src_height, width = plan.src_height, plan.width
-    sums = cv2.resize(frame.astype(np.float32, order="C"), (width, src_height), interpolation=cv2.INTER_AREA)
-    sums = sums.reshape(src_height, width * 3)
-    out = sums[plan.rows[0]]
-    out *= plan.weights[0]
-    term = np.empty_like(out)
-    for rows, weights in zip(plan.rows[1:], plan.weights[1:]):
-        np.multiply(sums[rows], weights, out=term)
-        out += term
-    for have, rows, weights in plan.extra:
-        out[have] += sums[rows] * weights
-    return out.reshape(plan.height, width, 3)
 
 
 def _centre_crop_to_aspect(frame: np.ndarray, aspect: float) -> np.ndarray:
