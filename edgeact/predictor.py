@@ -110,8 +110,9 @@ class _Stream:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """One stream's logits [K] -> probabilities [K] float32 (a new array)."""
-    e = np.exp(logits - np.maximum.reduce(logits))  # the ufuncs' reduce: what .max() and .sum() call
-    e /= np.add.reduce(e)
+    # logits[argmax] is max's value (NaN included) at a fifth of a reduce's call cost
+    e = np.exp(logits - logits[logits.argmax()])
+    e /= np.add.reduce(e)  # the ufunc's reduce: what .sum() calls
     return e if e.dtype == np.float32 else e.astype(np.float32)
 
 
@@ -243,6 +244,18 @@ class Predictor:
             self._pool.release(s.slot)
             s.slot = None
 
+    def _lock_one(self, key: Hashable) -> _Stream:
+        """_lock_streams for one key."""
+        while True:
+            with self._streams_lock:
+                s = self._streams.get(key)
+                if s is None:
+                    s = self._streams[key] = _Stream()
+            s.lock.acquire()
+            if not s.closed:
+                return s
+            s.lock.release()  # closed while we waited: look the key up again
+
     def _lock_streams(self, keys: list[Hashable]) -> list[_Stream]:
         """The streams of ``keys``, locked; unknown ones are registered unadmitted (no slot yet)."""
         while True:
@@ -289,7 +302,7 @@ class Predictor:
         hash(stream)  # an unhashable stream fails first, as the mapping push_many takes would
         t0 = time.perf_counter()
         self._check_open()
-        return self._push([stream], [self._parse(stream, frame, keypoints, timestamp)], t0)[stream]
+        return self._push_one(stream, self._parse(stream, frame, keypoints, timestamp), t0)
 
     def push_many(self, items: Mapping[Hashable, Any]) -> dict[Hashable, Prediction]:
         """Feed one frame to each of several streams; the due streams run as one batched step
@@ -315,61 +328,109 @@ class Predictor:
         try:
             try:
                 for key, s, (_, _, ts, _) in zip(keys, streams, parsed):
-                    if ts is not None and s.last_timestamp is not None and ts <= s.last_timestamp:
-                        raise InputError(
-                            f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}."
-                        )
-                available = self._pool.available() if new else None
-                if available is not None and len(new) > available:
-                    raise StreamError(
-                        f"this Predictor holds at most {self._pool.max_streams} streams (max_streams) and "
-                        f"{self._pool.in_use} are open; {len(new)} new ones do not fit. Close a stream first."
-                    )
-                for i in new:  # admit
-                    streams[i].slot = self._pool.acquire()
+                    self._check_timestamp(key, s, ts)
+                self._admit([streams[i] for i in new])
                 stride = self.spec.stride
                 due = [i for i, s in enumerate(streams) if s.frames_seen % stride == 0]
                 if len(due) > 1:  # slot order: consecutive slots step in place
                     due.sort(key=lambda i: streams[i].slot)
                 inputs = self._pool.input_buffers(len(due))
                 for row, i in enumerate(due):
-                    frame, keypoints, _, _ = parsed[i]
-                    if FRAMES in inputs:
-                        # raw_size: the graph preprocesses (edgeact.preprocess_graph); the frame goes in as it is
-                        inputs[FRAMES][row] = frame if self.spec.frames.raw_size else preprocess_frame(
-                            frame, self.spec.frames)
-                    if KEYPOINTS in inputs:
-                        inputs[KEYPOINTS][row] = keypoints  # already preprocessed by _parse_item
+                    self._fill(inputs, row, parsed[i][0], parsed[i][1])
                 t1 = time.perf_counter()
                 logits = self._pool.step([streams[i].slot for i in due], inputs) if due else None
                 t2 = time.perf_counter()
             except BaseException:
                 self._forget([keys[i] for i in new], [streams[i] for i in new])
                 raise
-            out: dict[Hashable, Prediction] = {}
             row_of = {i: row for row, i in enumerate(due)}
-            for i, (key, s) in enumerate(zip(keys, streams)):  # decide
-                s.frames_seen += 1
-                s.last_timestamp = parsed[i][2] if parsed[i][2] is not None else s.last_timestamp
-                if i in row_of:
-                    s.steps += 1
-                    s.logits = logits[row_of[i]]
-                    s.probs = _softmax(s.logits)
-                    self._update_decision(s)
-                out[key] = self._prediction(key, s, stepped=i in row_of, timestamp=parsed[i][2], keypoints=parsed[i][1])
+            out = {key: self._advance(key, s, logits[row_of[i]] if i in row_of else None, parsed[i][2], parsed[i][1])
+                   for i, (key, s) in enumerate(zip(keys, streams))}  # decide
             t3 = time.perf_counter()
         finally:
             self._unlock(streams)
+        timings = self._timings(t0, t1, t2, t3, per_stream, pose_ms)
+        for pred in out.values():
+            pred.timings_ms.update(timings)
+        return out
+
+    def _push_one(self, key: Hashable, parsed: tuple, t0: float) -> Prediction:
+        """_push for a single stream (push()): the same steps, without the lists a batch needs."""
+        frame, keypoints, ts, pose_s = parsed
+        s = self._lock_one(key)
+        new = s.slot is None
+        try:
+            try:
+                self._check_timestamp(key, s, ts)
+                if new:
+                    self._admit([s])
+                logits = None
+                if s.frames_seen % self.spec.stride == 0:
+                    inputs = self._pool.input_buffers(1)
+                    self._fill(inputs, 0, frame, keypoints)
+                    t1 = time.perf_counter()
+                    logits = self._pool.step((s.slot,), inputs)[0]
+                else:
+                    t1 = time.perf_counter()
+                t2 = time.perf_counter()
+            except BaseException:
+                if new:
+                    self._forget([key], [s])
+                raise
+            pred = self._advance(key, s, logits, ts, keypoints)
+            t3 = time.perf_counter()
+        finally:
+            s.lock.release()
+        pred.timings_ms.update(self._timings(t0, t1, t2, t3, 1e3, pose_s * 1e3 if self._pose is not None else 0.0))
+        return pred
+
+    def _check_timestamp(self, key: Hashable, s: _Stream, ts: float | None) -> None:
+        if ts is not None and s.last_timestamp is not None and ts <= s.last_timestamp:
+            raise InputError(f"timestamp must increase within stream {key!r}: got {ts} after {s.last_timestamp}.")
+
+    def _admit(self, streams: list[_Stream]) -> None:
+        """Give each of ``streams`` (not admitted yet) a slot, or none of them if they do not fit."""
+        if not streams:
+            return
+        available = self._pool.available()
+        if available is not None and len(streams) > available:
+            raise StreamError(
+                f"this Predictor holds at most {self._pool.max_streams} streams (max_streams) and "
+                f"{self._pool.in_use} are open; {len(streams)} new ones do not fit. Close a stream first."
+            )
+        for s in streams:
+            s.slot = self._pool.acquire()
+
+    def _fill(self, inputs: dict[str, np.ndarray], row: int, frame: Any, keypoints: Any) -> None:
+        """Row ``row`` of the step's data inputs from one validated item."""
+        if FRAMES in inputs:
+            # raw_size: the graph preprocesses (edgeact.preprocess_graph); the frame goes in as it is
+            inputs[FRAMES][row] = frame if self.spec.frames.raw_size else preprocess_frame(frame, self.spec.frames)
+        if KEYPOINTS in inputs:
+            inputs[KEYPOINTS][row] = keypoints  # already preprocessed by _parse
+
+    def _advance(self, key: Hashable, s: _Stream, logits: np.ndarray | None, ts: float | None,
+                 keypoints: np.ndarray | None) -> Prediction:
+        """After a push of ``s``: one more frame seen, a step taken when ``logits`` came, and the
+        prediction."""
+        s.frames_seen += 1
+        if ts is not None:
+            s.last_timestamp = ts
+        if logits is not None:
+            s.steps += 1
+            s.logits = logits
+            s.probs = _softmax(logits)
+            self._update_decision(s)
+        return self._prediction(key, s, stepped=logits is not None, timestamp=ts, keypoints=keypoints)
+
+    def _timings(self, t0: float, t1: float, t2: float, t3: float, per_stream: float, pose_ms: float) -> dict:
+        """Each stage's ms per stream; the pose provider ran within t0..t1."""
         timings = {
             "preprocess": (t1 - t0) * per_stream - pose_ms,
             "inference": (t2 - t1) * per_stream,
             "postprocess": (t3 - t2) * per_stream,
         }
-        if self._pose is not None:  # the provider ran within t0..t1
-            timings = {"pose": pose_ms, **timings}
-        for pred in out.values():
-            pred.timings_ms.update(timings)
-        return out
+        return timings if self._pose is None else {"pose": pose_ms, **timings}
 
     def _parse_item(self, key: Hashable, item: Any) -> tuple[np.ndarray | None, np.ndarray | None, float | None, float]:
         """(frame, preprocessed keypoints, timestamp, seconds the pose provider took)."""
