@@ -318,8 +318,9 @@ def test_a_preallocated_pool_never_reallocates_as_streams_join_and_leave(backend
     assert grown._pool.capacity < 8
 
 
+@pytest.mark.parametrize("call", ["push_many", "push"])  # push() has its own single-stream path
 @pytest.mark.parametrize("backend", ["onnxruntime", "native"])
-def test_push_many_racing_reset_and_close_from_other_threads(backend, tiny_artifacts):
+def test_push_many_racing_reset_and_close_from_other_threads(backend, call, tiny_artifacts):
     """A stream's calls are serialised: a reset or close that races a push_many lands wholly
     before or after that push's step. So every stream's frame count, seen from the pushes, goes
     up by one or restarts at one (after a reset or a close, the next push starts it afresh),
@@ -333,6 +334,10 @@ def test_push_many_racing_reset_and_close_from_other_threads(backend, tiny_artif
     def pusher():
         try:
             for _ in range(150):
+                if call == "push":
+                    for key in keys:
+                        seen[key].append(p.push(keypoints=_kp(), stream=key).frames_seen)
+                    continue
                 for key, pred in p.push_many({k: {"keypoints": _kp()} for k in keys}).items():
                     seen[key].append(pred.frames_seen)
         except Exception as exc:  # surfaced below
