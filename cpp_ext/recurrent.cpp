@@ -109,12 +109,10 @@ Int8Matrix quantize_matrix(const FloatArray& w) {
   return m;
 }
 
-// The largest int16 activation for an int8 range of n_packed inputs: the int32 sum of
-// n_packed products, each at most 127 * qmax in magnitude, must not overflow.
-int activation_qmax(int n_packed) {
-  const long long bound = 2147483647LL / (127LL * std::max(n_packed, 1));
-  return static_cast<int>(std::min(32767LL, bound));
-}
+// The largest int16 activation: the kernels sum at most kInt8MaxRun products of at most
+// 127 * 32767 each in int32 before converting, so the full int16 range is safe.
+constexpr int kActivationMax = 32767;
+static_assert(static_cast<long long>(kInt8MaxRun) * 127 * kActivationMax < 2147483647LL, "int32 sums overflow");
 
 const char* gate_rows(CellKind kind) { return kind == CellKind::kLstm ? "4*hidden_size" : "3*hidden_size"; }
 
@@ -354,9 +352,9 @@ class PackedRecurrent {
     for (std::size_t b = 0; b < batch; ++b) {
       activation_scales_[b * 2] =
           kernels_->quantize(args.x + b * layer.input_size, layer.mult.data(), layer.input_size, in_packed,
-                             activation_qmax(in_packed), qx + b * in_packed);
+                             kActivationMax, qx + b * in_packed);
       activation_scales_[b * 2 + 1] = kernels_->quantize(args.h + b * hidden_size_, mult_h, hidden_size_, hid_packed,
-                                                         activation_qmax(hid_packed), qh + b * hid_packed);
+                                                         kActivationMax, qh + b * hid_packed);
     }
     args.qx = qx;
     args.qh = qh;

@@ -32,7 +32,7 @@ def _quantize_matrix(w: np.ndarray):
 
 def _quantize_activations(v: np.ndarray, mult: np.ndarray, n_packed: int):
     """kernels_impl.h's quantize, per row of v: int16 values and the row's scale."""
-    qmax = min(32767, 2147483647 // (127 * n_packed))
+    qmax = 32767  # the kernels sum runs of at most 512 inputs in int32: no overflow
     t = (v.astype(F32) * mult).astype(F32)
     amax = np.abs(t).max(1)
     scale = (amax / F32(qmax)).astype(F32)
@@ -94,7 +94,7 @@ def _state(cell, layers, batch, hidden, rng):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("input_size, hidden, layers, batch", [(13, 37, 2, 1), (13, 37, 2, 9), (301, 64, 1, 3),
-                                                                (40, 200, 3, 5)])
+                                                                (40, 200, 3, 5), (1100, 520, 2, 2)])
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_int8_steps_equal_the_exact_scheme(cell, input_size, hidden, layers, batch, isa):
     state_dict = _model(cell, input_size, hidden, layers, seed=hidden + layers)
@@ -157,6 +157,21 @@ def test_int8_stays_near_float32_and_is_a_quarter_of_the_bytes(cell):
     # Weight rounding is at most half a step of max|row| / 127 per weight: a relative error of
     # order 1e-3 on each gate's sum, so h (in [-1, 1]) moves by about 1e-2 at most.
     assert 0 < worst < 2e-2
+
+
+def test_int8_wide_inputs_keep_full_activation_precision():
+    # 1100 extreme inputs against all-extreme weights: int32 sums run over at most 512 inputs,
+    # so nothing overflows and activations keep the full int16 range (a single int32 sum over
+    # 1100 products of 127 * 32767 would wrap).
+    w_ih = np.full((4 * 8, 1100), 0.5, F32)
+    w_hh = np.zeros((4 * 8, 8), F32)
+    ours = kernels.LSTM([w_ih], [w_hh], [np.zeros(32, F32)], [np.zeros(32, F32)], weights_dtype="int8")
+    full = kernels.LSTM([w_ih], [w_hh], [np.zeros(32, F32)], [np.zeros(32, F32)])
+    x = np.full((1, 1100), 1e-3, F32)  # every gate's sum is 0.55: far from saturation
+    a, b = ours.zero_state(1), full.zero_state(1)
+    ours.step(x, *a)
+    full.step(x, *b)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5)
 
 
 def test_int8_nan_reaches_only_its_row_and_zeros_are_exact():
