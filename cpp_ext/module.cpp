@@ -2,6 +2,7 @@
 // signatures are mirrored in edgeact/_C.pyi.
 #include <pybind11/pybind11.h>
 
+#include "area_resize.h"
 #include "build_info.h"
 #include "errors.h"
 #include "pose_step.h"
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_C, m) {
   edgeact::bind_temporal_shift(m);
   edgeact::bind_recurrent(m);
   edgeact::bind_pose_step(m);
+  edgeact::bind_area_resize(m);
 }
