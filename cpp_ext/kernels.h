@@ -49,13 +49,13 @@ struct RecurrentLayerArgs {
   const float* act_scales;     // [B][2]; NaN where that row's x or h was not finite
 };
 
-// int8 activations: out[k] = round(v[k] * mult[k] / scale) for k < n, 0 up to n_padded, with
-// scale = max_k |v[k] * mult[k]| / qmax returned. All zero gives scale 0; any non-finite
-// v[k] * mult[k] gives NaN and zeros, so the step's outputs become NaN as a float step's would.
 // int8 sums run in int32 over at most this many inputs (even) before they are converted to
 // float: 512 * 127 * 32767 < 2^31.
 constexpr int kInt8MaxRun = 512;
 
+// int8 activations: out[k] = round(v[k] * mult[k] / scale) for k < n, 0 up to n_padded, with
+// scale = max_k |v[k] * mult[k]| / qmax returned. All zero gives scale 0; any non-finite
+// v[k] * mult[k] gives NaN and zeros, so the step's outputs become NaN as a float step's would.
 typedef float (*QuantizeFn)(const float* v, const float* mult, int n, int n_padded, int qmax, std::int16_t* out);
 
 // out[r][n] = act(base[r][n] + sum_k in[r][k] * w[k][n]) for r < rows, n < n_padded, where base is

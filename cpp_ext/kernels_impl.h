@@ -341,11 +341,7 @@ inline void accumulate_int8(vi (&acc)[R][S], const std::int8_t* w, const std::in
   }
 }
 
-// Inputs summed in int32 before a float conversion: |w| <= 127 and |q| <= 32767, so 516 of
-// them cannot overflow (kernels.h: kInt8MaxRun).
-constexpr int kInt8Run = kInt8MaxRun;
-
-// One int8 input range of one panel for R batch rows: integer sums over runs of kInt8Run
+// One int8 input range of one panel for R batch rows: integer sums over runs of kInt8MaxRun
 // inputs, each then added as acc += sum * weight row scale * the row's activation scale
 // (kHidden: GRU slot n_h -> 3).
 template <int R, int S, bool kGru, bool kHidden>
@@ -359,11 +355,12 @@ inline void accumulate_rows_int8(vf (*acc)[4], const std::int8_t* w, const std::
       factor[r][s] = load(scales + ((kGru && kHidden && s == 2) ? 3 : s) * kLanes) * splat(act_scales[r * 2]);
     }
   }
-  for (int k0 = 0; k0 < n; k0 += kInt8Run) {
+  for (int k0 = 0; k0 < n; k0 += kInt8MaxRun) {
     vi sums[R][S] = {};
-    accumulate_int8<R, S>(sums, w + static_cast<std::ptrdiff_t>(k0 / 2) * S * 2 * kLanes, rows, imin(kInt8Run, n - k0));
+    accumulate_int8<R, S>(sums, w + static_cast<std::ptrdiff_t>(k0 / 2) * S * 2 * kLanes, rows,
+                          imin(kInt8MaxRun, n - k0));
     for (int r = 0; r < R; ++r) {
-      rows[r] += kInt8Run;
+      rows[r] += kInt8MaxRun;
       for (int s = 0; s < S; ++s) {
         acc[r][(kGru && kHidden && s == 2) ? 3 : s] += __builtin_convertvector(sums[r][s], vf) * factor[r][s];
       }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -114,6 +115,10 @@ Int8Matrix quantize_matrix(const FloatArray& w) {
 constexpr int kActivationMax = 32767;
 static_assert(static_cast<long long>(kInt8MaxRun) * 127 * kActivationMax < 2147483647LL, "int32 sums overflow");
 
+// WeightFormat's names (weights_dtype) and bytes per packed weight, in its order.
+constexpr const char* kWeightDtypes[] = {"float32", "bfloat16", "int8"};
+constexpr std::size_t kWeightBytes[] = {sizeof(float), sizeof(std::uint16_t), sizeof(std::int8_t)};
+
 const char* gate_rows(CellKind kind) { return kind == CellKind::kLstm ? "4*hidden_size" : "3*hidden_size"; }
 
 std::string axes(CellKind kind, const char* second) {
@@ -188,13 +193,12 @@ class PackedRecurrent {
                        std::to_string(thread_count) + ".");
     }
     const std::string dtype = as_str("weights_dtype", weights_dtype.obj);
-    if (dtype != "float32" && dtype != "bfloat16" && dtype != "int8") {
+    const auto named = std::find(std::begin(kWeightDtypes), std::end(kWeightDtypes), dtype);
+    if (named == std::end(kWeightDtypes)) {
       throw InputError("weights_dtype must be 'float32', 'bfloat16' or 'int8', got " +
                        std::string(py::repr(weights_dtype.obj)) + ".");
     }
-    format_ = dtype == "float32"    ? WeightFormat::kFloat32
-              : dtype == "bfloat16" ? WeightFormat::kBFloat16
-                                    : WeightFormat::kInt8;
+    format_ = static_cast<WeightFormat>(named - std::begin(kWeightDtypes));
     const std::string isa_name = as_str("isa", isa.obj);
     kernels_ = &kernel_table_or_throw(isa_name, std::string(py::repr(isa.obj)));
 
@@ -210,9 +214,7 @@ class PackedRecurrent {
   int hidden_size() const { return hidden_size_; }
   int num_layers() const { return static_cast<int>(layers_.size()); }
   int threads() const { return threads_; }
-  std::string weights_dtype() const {
-    return format_ == WeightFormat::kFloat32 ? "float32" : format_ == WeightFormat::kBFloat16 ? "bfloat16" : "int8";
-  }
+  std::string weights_dtype() const { return kWeightDtypes[static_cast<int>(format_)]; }
   std::string isa() const { return kernels_->isa; }
   std::size_t packed_nbytes() const {
     std::size_t total = 0;
@@ -390,9 +392,7 @@ class PackedRecurrent {
     const std::size_t pairs = format_ == WeightFormat::kFloat32 ? 1 : 2;  // bf16, int8 pad ranges to even length
     const std::size_t count =
         static_cast<std::size_t>(panels()) * ((in + pairs - 1) / pairs + (hid + pairs - 1) / pairs) * pairs * slots * lanes;
-    layer.weight_bytes = count * (format_ == WeightFormat::kFloat32    ? sizeof(float)
-                                  : format_ == WeightFormat::kBFloat16 ? sizeof(std::uint16_t)
-                                                                       : sizeof(std::int8_t));
+    layer.weight_bytes = count * kWeightBytes[static_cast<int>(format_)];
     layer.weights = aligned_buffer(layer.weight_bytes);  // zeroed: padding units beyond H stay 0
     if (format_ == WeightFormat::kFloat32) {
       pack_weights(static_cast<float*>(layer.weights.get()), w_ih.data, w_hh.data, in, hid, slots, lanes);
@@ -596,7 +596,7 @@ void bind_recurrent(py::module_& m) {
                       "weight_ih_l<k> (or nn.GRUCell's weight_ih): float32, C-contiguous. Biases may be None.\n"
                       "threads: threads one step is split across (1 to 256).\n"
                       "weights_dtype: 'float32', 'bfloat16' (half the bytes per step; arithmetic stays float32)\n"
-                        "or 'int8' (a quarter: per-row scales, x and h rounded to int16 each step, exact int32 sums).\n"
+                      "or 'int8' (a quarter: per-row scales, x and h rounded to int16 each step, exact int32 sums).\n"
                       "isa: 'auto' or one of build_info()['kernel_isas'].");
   gru.def(py::init<const ArrayListArg&, const ArrayListArg&, const OptionalArrayListArg&, const OptionalArrayListArg&,
                    const IntArg&, const StrArg&, const StrArg&>(),
