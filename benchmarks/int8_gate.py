@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"its evaluation dataset (one per --model; default {DEMO_DATA})")
     parser.add_argument("--split", default="test")
     parser.add_argument("--clips", type=int, help="at most this many clips of the split")
-    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "int8"], choices=["bfloat16", "int8"])
+    from edgeact.backends.native import WEIGHTS_DTYPES
+
+    reduced = [dtype for dtype in WEIGHTS_DTYPES if dtype != "float32"]  # the reference's is float32
+    parser.add_argument("--dtypes", nargs="+", default=reduced, choices=reduced)
     parser.add_argument("--keypoints", default="noisy_keypoints", help="the clips' keypoint view (default noisy)")
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
     args = parser.parse_args(argv)
